@@ -1,0 +1,718 @@
+#!/usr/bin/env python3
+"""Train diffc's pixel-space diffusion U-Net (JAX, CPU or GPU) and export it for candle.
+
+One command trains, evaluates and exports:
+
+    python notebooks/train_unet.py --minutes 90            # fresh run
+    python notebooks/train_unet.py --minutes 60 --resume   # continue from checkpoints/NAME
+
+Model: fully convolutional U-Net on planar RGB in [-1, 1], conditioned on the log-SNR λ
+(Fourier features → MLP → per-resblock scale/shift), GroupNorm + SiLU resblocks, no
+attention. It predicts v = α ε − σ x, so x̂ = α z − σ v̂.
+Diffusion: variance preserving, z = α x + σ ε, α² = sigmoid(λ), σ² = sigmoid(−λ).
+
+Objective: the continuous-time VDM bound (Kingma et al. 2021). With λ ~ U[λ_min, λ_max]
+the diffusion term of the VLB is ½ (λ_max − λ_min) E‖ε − ε̂‖² = ½ (λ_max − λ_min) α² E‖v − v̂‖²
+(nats, summed over dimensions). λ is drawn with low-discrepancy (stratified) sampling per batch.
+
+Evaluation (dev24 256×256 crops): full VLB in bits/dim = diffusion term (K stratified λ per
+image) + prior KL at λ_min + discretised-Gaussian 8-bit reconstruction at λ_max, next to
+PNG's bits/dim (Pillow, optimize=True) on the same crops.
+
+Export: checkpoints/NAME.safetensors (f32, candle layout: conv OIHW, linear (out, in);
+architecture in the `__metadata__` key `diffc_unet_config` as JSON) and checkpoints/NAME.json
+(model card). `--write-fixture` writes tests/fixtures/unet_parity.safetensors from the
+exported checkpoint (inputs and JAX outputs) for the Rust parity test.
+"""
+import argparse
+import datetime
+import glob
+import io
+import json
+import math
+import os
+import pickle
+import platform
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+import jax
+import jax.numpy as jnp
+import optax
+from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_KEY = "diffc_unet_config"
+
+# ----------------------------------------------------------------------------- model
+
+
+def default_config(args):
+    return {
+        "arch": "diffc-unet-v1",
+        "in_channels": 3,
+        "patch": args.patch,
+        "channels": [int(c) for c in args.channels.split(",")],
+        "num_res_blocks": [int(n) for n in args.num_res.split(",")],
+        "groups": args.groups,
+        "emb_dim": args.emb_dim,
+        "num_freqs": args.num_freqs,
+        "gn_eps": 1e-5,
+        "prediction": "v",
+        "logsnr_min": args.logsnr_min,
+        "logsnr_max": args.logsnr_max,
+    }
+
+
+def resblock_names(cfg):
+    """Yields (prefix, c_in, c_out) for every resblock, in forward order."""
+    ch, nres = cfg["channels"], cfg["num_res_blocks"]
+    L = len(ch)
+    out = []
+    for l in range(L):
+        for i in range(nres[l]):
+            out.append((f"down.{l}.{i}", ch[l], ch[l]))
+    for l in reversed(range(L - 1)):
+        for i in range(nres[l]):
+            out.append((f"up.{l}.{i}", ch[l], ch[l]))
+    return out
+
+
+def init_params(cfg, seed):
+    """Flat dict name → f32 array, in candle's layout."""
+    rng = np.random.default_rng(seed)
+    p = {}
+
+    def conv(name, cin, cout, k, zero=False):
+        fan_in = cin * k * k
+        w = rng.standard_normal((cout, cin, k, k)) * math.sqrt(1.0 / fan_in)
+        p[name + ".weight"] = np.zeros((cout, cin, k, k)) if zero else w
+        p[name + ".bias"] = np.zeros((cout,))
+
+    def lin(name, cin, cout, zero=False):
+        w = rng.standard_normal((cout, cin)) * math.sqrt(1.0 / cin)
+        p[name + ".weight"] = np.zeros((cout, cin)) if zero else w
+        p[name + ".bias"] = np.zeros((cout,))
+
+    def norm(name, c):
+        p[name + ".weight"] = np.ones((c,))
+        p[name + ".bias"] = np.zeros((c,))
+
+    F, E = cfg["num_freqs"], cfg["emb_dim"]
+    # Periods from ~3× the λ range down to ~1.5: smooth in λ, yet able to resolve it.
+    p["temb.freqs"] = np.exp(np.linspace(math.log(2 * math.pi / 70.0), math.log(4.0), F))
+    lin("temb.lin1", 2 * F, E)
+    lin("temb.lin2", E, E)
+    ch, nres = cfg["channels"], cfg["num_res_blocks"]
+    pc = cfg["in_channels"] * cfg["patch"] ** 2
+    conv("conv_in", pc, ch[0], 3)
+    for prefix, cin, cout in resblock_names(cfg):
+        norm(prefix + ".norm1", cin)
+        conv(prefix + ".conv1", cin, cout, 3)
+        lin(prefix + ".emb", E, 2 * cout, zero=True)
+        norm(prefix + ".norm2", cout)
+        conv(prefix + ".conv2", cout, cout, 3, zero=True)
+        if cin != cout:
+            conv(prefix + ".skip", cin, cout, 1)
+    for l in range(len(ch) - 1):
+        conv(f"down.{l}.ds", ch[l], ch[l + 1], 3)
+        conv(f"up.{l}.us", ch[l + 1], ch[l], 1)
+    norm("norm_out", ch[0])
+    conv("conv_out", ch[0], pc, 3, zero=True)
+    return {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
+
+
+def _conv(p, name, x, stride=1):
+    """NHWC conv with a candle-layout (OIHW) weight, 'same' padding for odd kernels."""
+    w = jnp.transpose(p[name + ".weight"], (2, 3, 1, 0))  # HWIO
+    k = w.shape[0]
+    pad = (k - 1) // 2
+    y = jax.lax.conv_general_dilated(
+        x, w, (stride, stride), [(pad, pad), (pad, pad)],
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=jax.lax.Precision.HIGHEST)
+    return y + p[name + ".bias"]
+
+
+def _lin(p, name, x):
+    return jnp.dot(x, p[name + ".weight"].T, precision=jax.lax.Precision.HIGHEST) + p[name + ".bias"]
+
+
+def _gn(p, name, x, groups, eps):
+    B, H, W, C = x.shape
+    xg = x.reshape(B, H, W, groups, C // groups)
+    mean = xg.mean(axis=(1, 2, 4), keepdims=True)
+    var = ((xg - mean) ** 2).mean(axis=(1, 2, 4), keepdims=True)
+    xg = (xg - mean) / jnp.sqrt(var + eps)
+    return xg.reshape(B, H, W, C) * p[name + ".weight"] + p[name + ".bias"]
+
+
+def _resblock(p, prefix, x, emb, cfg):
+    G, eps = cfg["groups"], cfg["gn_eps"]
+    h = jax.nn.silu(_gn(p, prefix + ".norm1", x, G, eps))
+    h = _conv(p, prefix + ".conv1", h)
+    ss = _lin(p, prefix + ".emb", emb)  # (B, 2C)
+    C = h.shape[-1]
+    scale, shift = ss[:, :C], ss[:, C:]
+    h = _gn(p, prefix + ".norm2", h, G, eps)
+    h = h * (1.0 + scale[:, None, None, :]) + shift[:, None, None, :]
+    h = jax.nn.silu(h)
+    h = _conv(p, prefix + ".conv2", h)
+    skip = _conv(p, prefix + ".skip", x) if (prefix + ".skip.weight") in p else x
+    return skip + h
+
+
+def embed_logsnr(p, logsnr):
+    arg = logsnr[:, None] * p["temb.freqs"][None, :]
+    f = jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=1)
+    e = jax.nn.silu(_lin(p, "temb.lin1", f))
+    return jax.nn.silu(_lin(p, "temb.lin2", e))
+
+
+def unet_apply(p, cfg, z, logsnr):
+    """z: (B, H, W, 3) NHWC, H and W multiples of 2^(levels−1); logsnr: (B,). Returns v̂."""
+    ch, nres = cfg["channels"], cfg["num_res_blocks"]
+    L = len(ch)
+    emb = embed_logsnr(p, logsnr)
+    P = cfg["patch"]
+    B, H, W, C = z.shape
+    if P > 1:  # space-to-depth; channel index = c·P² + dy·P + dx (as a CHW reshape gives)
+        z = z.reshape(B, H // P, P, W // P, P, C).transpose(0, 1, 3, 5, 2, 4).reshape(B, H // P, W // P, C * P * P)
+    h = _conv(p, "conv_in", z)
+    skips = []
+    for l in range(L):
+        for i in range(nres[l]):
+            h = _resblock(p, f"down.{l}.{i}", h, emb, cfg)
+        if l < L - 1:
+            skips.append(h)
+            h = _conv(p, f"down.{l}.ds", h, stride=2)
+    for l in reversed(range(L - 1)):
+        h = _conv(p, f"up.{l}.us", h)
+        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+        h = h + skips.pop()
+        for i in range(nres[l]):
+            h = _resblock(p, f"up.{l}.{i}", h, emb, cfg)
+    h = jax.nn.silu(_gn(p, "norm_out", h, cfg["groups"], cfg["gn_eps"]))
+    h = _conv(p, "conv_out", h)
+    if P > 1:  # depth-to-space, inverse of the above
+        h = h.reshape(B, H // P, W // P, C, P, P).transpose(0, 1, 4, 2, 5, 3).reshape(B, H, W, C)
+    return h
+
+
+def flops_per_pixel(cfg):
+    """Multiply-adds × 2 of convs and per-pixel work, per full-resolution pixel (approx)."""
+    ch, nres = cfg["channels"], cfg["num_res_blocks"]
+    P2 = cfg["patch"] ** 2
+    tot = 2 * 9 * 3 * P2 * ch[0] * 2 / P2  # conv_in + conv_out
+    for prefix, cin, cout in resblock_names(cfg):
+        l = int(prefix.split(".")[1])
+        tot += (2 * 9 * cin * cout + 2 * 9 * cout * cout) / 4 ** l / P2
+    for l in range(len(ch) - 1):
+        tot += (2 * 9 * ch[l] * ch[l + 1] + 2 * ch[l + 1] * ch[l]) / 4 ** (l + 1) / P2
+    return tot
+
+
+def alpha_sigma(logsnr):
+    return jnp.sqrt(jax.nn.sigmoid(logsnr)), jnp.sqrt(jax.nn.sigmoid(-logsnr))
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def diffusion_loss(p, cfg, x, eps, logsnr):
+    """VDM continuous-time diffusion term, nats per image (summed over dims)."""
+    a, s = alpha_sigma(logsnr)
+    a4, s4 = a[:, None, None, None], s[:, None, None, None]
+    z = a4 * x + s4 * eps
+    v = a4 * eps - s4 * x
+    vhat = unet_apply(p, cfg, z, logsnr)
+    rng = cfg["logsnr_max"] - cfg["logsnr_min"]
+    return 0.5 * rng * (a ** 2) * jnp.sum((v - vhat) ** 2, axis=(1, 2, 3))
+
+
+def make_train_step(cfg, opt):
+    def loss_fn(p, x, eps, logsnr):
+        per = diffusion_loss(p, cfg, x, eps, logsnr)
+        D = x.shape[1] * x.shape[2] * x.shape[3]
+        return jnp.mean(per) / D  # nats/dim
+
+    @jax.jit
+    def step(p, ema, opt_state, x, eps, logsnr, ema_decay):
+        loss, g = jax.value_and_grad(loss_fn)(p, x, eps, logsnr)
+        gnorm = optax.global_norm(g)
+        upd, opt_state = opt.update(g, opt_state, p)
+        p = optax.apply_updates(p, upd)
+        ema = jax.tree_util.tree_map(lambda e, q: ema_decay * e + (1 - ema_decay) * q, ema, p)
+        return p, ema, opt_state, loss, gnorm
+
+    return step
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_rgb(path):
+    im = Image.open(path)
+    im = im.convert("RGB")
+    return im
+
+
+class PhotoSampler:
+    """Random crops from training photos with random 2–4× box downscale and flips.
+
+    Each photo is held in memory at a few box-downscaled sizes (the downscale washes out JPEG
+    artefacts); a sample picks a photo (weighted by area), a scale, a crop and a flip.
+    """
+
+    def __init__(self, paths, crop, seed, scales=(2.0, 2.5, 3.0, 4.0), cifar=None):
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+        self.levels = []  # list of lists of uint8 HWC arrays
+        for path in paths:
+            im = load_rgb(path)
+            W, H = im.size
+            lv = []
+            for s in scales:
+                w, h = int(W / s), int(H / s)
+                if w < crop or h < crop:
+                    continue
+                lv.append(np.asarray(im.resize((w, h), Image.BOX), dtype=np.uint8))
+            if not lv and W >= crop and H >= crop:
+                lv.append(np.asarray(im, dtype=np.uint8))
+            if lv:
+                self.levels.append(lv)
+        if not self.levels:
+            raise SystemExit("no usable training photos")
+        area = np.array([lv[0].shape[0] * lv[0].shape[1] for lv in self.levels], dtype=np.float64)
+        # sqrt-area weighting: big photos give more crops but do not dominate
+        self.weights = np.sqrt(area) / np.sqrt(area).sum()
+        print(f"data: {len(self.levels)} photos, {sum(len(l) for l in self.levels)} scaled copies",
+              flush=True)
+
+    def batch(self, B):
+        c = self.crop
+        out = np.empty((B, c, c, 3), np.uint8)
+        idx = self.rng.choice(len(self.levels), size=B, p=self.weights)
+        for b, i in enumerate(idx):
+            lv = self.levels[i]
+            a = lv[self.rng.integers(len(lv))]
+            y = self.rng.integers(a.shape[0] - c + 1)
+            x = self.rng.integers(a.shape[1] - c + 1)
+            t = a[y:y + c, x:x + c]
+            if self.rng.random() < 0.5:
+                t = t[:, ::-1]
+            out[b] = t
+        return out
+
+
+class SyntheticSampler:
+    """Smooth random images, for testing the pipeline without data."""
+
+    def __init__(self, crop, seed):
+        self.crop, self.rng = crop, np.random.default_rng(seed)
+
+    def batch(self, B):
+        c = self.crop
+        lo = self.rng.random((B, c // 8, c // 8, 3))
+        x = np.repeat(np.repeat(lo, 8, 1), 8, 2)
+        return (x * 255).astype(np.uint8)
+
+
+def prefetch(sampler, B, depth=4):
+    q = queue.Queue(maxsize=depth)
+
+    def work():
+        while True:
+            q.put(sampler.batch(B))
+
+    threading.Thread(target=work, daemon=True).start()
+    while True:
+        yield q.get()
+
+
+def to_unit(u8):
+    return u8.astype(np.float32) / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+def png_bpd(u8_images):
+    bits, dims = 0, 0
+    for a in u8_images:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG", optimize=True)
+        bits += 8 * len(buf.getvalue())
+        dims += a.size
+    return bits / dims
+
+
+def make_eval_fn(cfg):
+    @jax.jit
+    def f(p, x, eps, logsnr):
+        return diffusion_loss(p, cfg, x, eps, logsnr)
+    return f
+
+
+def vlb_bpd(p, cfg, u8_images, K, seed, batch=4):
+    """Full VLB (bits/dim) of 8-bit images: diffusion + prior + reconstruction terms."""
+    from scipy.special import ndtr
+    f = make_eval_fn(cfg)
+    rng = np.random.default_rng(seed)
+    lmin, lmax = cfg["logsnr_min"], cfg["logsnr_max"]
+    total_nats, total_dims = 0.0, 0
+    terms = {"diffusion": 0.0, "prior": 0.0, "recon": 0.0}
+    for a in u8_images:
+        x = to_unit(a)[None]
+        D = x.size
+        # diffusion term: K stratified λ, fresh ε each
+        u = (rng.random() + np.arange(K)) / K
+        lams = (lmin + u * (lmax - lmin)).astype(np.float32)
+        dif = []
+        for j in range(0, K, batch):
+            l = lams[j:j + batch]
+            xb = np.repeat(x, len(l), 0)
+            eps = rng.standard_normal(xb.shape).astype(np.float32)
+            dif.append(np.asarray(f(p, xb, eps, l)))
+        dif = float(np.concatenate(dif).mean())
+        # prior: KL(q(z_1|x) ‖ N(0, I)) at λ_min
+        a2, s2 = 1 / (1 + math.exp(-lmin)), 1 / (1 + math.exp(lmin))
+        x64 = x.astype(np.float64)
+        prior = float(0.5 * np.sum(a2 * x64 ** 2 + s2 - 1.0 - math.log(s2)))
+        # reconstruction: discretised Gaussian around z_0/α_0 with scale σ_0/α_0
+        a0, s0 = math.sqrt(1 / (1 + math.exp(-lmax))), math.sqrt(1 / (1 + math.exp(lmax)))
+        e0 = rng.standard_normal(x.shape)
+        mu = (a0 * x64 + s0 * e0) / a0
+        sc = s0 / a0
+        half = 1.0 / 255.0
+        hi = np.where(a >= 255, np.inf, (x64 + half - mu) / sc)
+        lo = np.where(a <= 0, -np.inf, (x64 - half - mu) / sc)
+        prob = np.maximum(ndtr(hi) - ndtr(lo), 1e-300)
+        recon = float(-np.sum(np.log(prob)))
+        terms["diffusion"] += dif
+        terms["prior"] += prior
+        terms["recon"] += recon
+        total_nats += dif + prior + recon
+        total_dims += D
+    k = 1.0 / (total_dims * math.log(2))
+    return total_nats * k, {t: v * k for t, v in terms.items()}
+
+
+def load_dev(data_dir, limit=None):
+    paths = sorted(glob.glob(os.path.join(data_dir, "dev24", "crop256", "*.png")))
+    if limit:
+        paths = paths[:limit]
+    return [np.asarray(load_rgb(p), dtype=np.uint8) for p in paths]
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def save_checkpoint(path, p, cfg, extra_meta):
+    meta = {CONFIG_KEY: json.dumps(cfg, sort_keys=True)}
+    meta.update({k: str(v) for k, v in extra_meta.items()})
+    arrs = {k: np.ascontiguousarray(np.asarray(v, np.float32)) for k, v in p.items()}
+    tmp = path + ".tmp"
+    save_file(arrs, tmp, metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path):
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata()
+    cfg = json.loads(meta[CONFIG_KEY])
+    p = {k: jnp.asarray(v) for k, v in load_file(path).items()}
+    return p, cfg, meta
+
+
+def param_count(p):
+    return int(sum(np.prod(v.shape) for k, v in p.items() if k != "temb.freqs"))
+
+
+def write_fixture(ckpt, out):
+    """Inputs and JAX outputs for the Rust parity tests.
+
+    `z`/`logsnr`/`v`: the raw network on a 20×28 input at three λ.
+    `pad_z`/`pad_logsnr`/`pad_x`: the denoiser adapter path on a 3×13×17 input: reflect-pad
+    bottom/right to a multiple of 4, run, crop back, x̂ = clip(α z − σ v̂, −1, 1).
+    """
+    p, cfg, _ = load_checkpoint(ckpt)
+    rng = np.random.default_rng(1234)
+    lams = np.array([-6.0, 0.5, 9.0], np.float32)
+    N, H, W = len(lams), 20, 28
+    x = np.clip(rng.standard_normal((N, 3, H, W)) * 0.5, -1, 1)
+    eps = rng.standard_normal((N, 3, H, W))
+    a = np.sqrt(1 / (1 + np.exp(-lams.astype(np.float64))))[:, None, None, None]
+    s = np.sqrt(1 / (1 + np.exp(lams.astype(np.float64))))[:, None, None, None]
+    z = (a * x + s * eps).astype(np.float32)
+    v = unet_apply(p, cfg, jnp.asarray(z.transpose(0, 2, 3, 1)), jnp.asarray(lams))
+    v = np.asarray(v).transpose(0, 3, 1, 2).astype(np.float32)
+    # adapter case
+    m = cfg["patch"] * 2 ** (len(cfg["channels"]) - 1)
+    h2, w2 = 13, 17
+    lam2 = np.float32(2.0)
+    pz = rng.standard_normal((3, h2, w2)).astype(np.float32)
+    ph, pw = (-h2) % m, (-w2) % m
+    zp = np.pad(pz, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+    vp = unet_apply(p, cfg, jnp.asarray(zp.transpose(1, 2, 0)[None]), jnp.asarray([lam2]))
+    vp = np.asarray(vp)[0].transpose(2, 0, 1)[:, :h2, :w2]
+    a2 = math.sqrt(1 / (1 + math.exp(-float(lam2))))
+    s2 = math.sqrt(1 / (1 + math.exp(float(lam2))))
+    px = np.clip(a2 * pz.astype(np.float64) - s2 * vp.astype(np.float64), -1, 1).astype(np.float32)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    save_file({"z": z, "logsnr": lams, "v": v,
+               "pad_z": pz, "pad_logsnr": np.array([lam2], np.float32), "pad_x": px},
+              out, metadata={"checkpoint": os.path.basename(ckpt)})
+    print(f"wrote {out} ({os.path.getsize(out)} bytes)")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def git_rev():
+    try:
+        return subprocess.check_output(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                                       stderr=subprocess.DEVNULL).decode().strip()
+    except Exception:
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", default="photo-unet-s")
+    ap.add_argument("--data-dir", default=os.path.expanduser("~/.cache/diffc"))
+    ap.add_argument("--out-dir", default=os.path.join(REPO, "checkpoints"))
+    ap.add_argument("--state-dir", default=None, help="full optimizer state (outside git); "
+                    "default DATA_DIR/runs/NAME")
+    ap.add_argument("--channels", default="64,96,128")
+    ap.add_argument("--num-res", default="1,2,2")
+    ap.add_argument("--patch", type=int, default=2, help="space-to-depth factor at the input")
+    ap.add_argument("--groups", type=int, default=8)
+    ap.add_argument("--emb-dim", type=int, default=128)
+    ap.add_argument("--num-freqs", type=int, default=16)
+    ap.add_argument("--logsnr-min", type=float, default=-10.0)
+    ap.add_argument("--logsnr-max", type=float, default=13.0)
+    ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=90.0, help="training wall-clock budget")
+    ap.add_argument("--max-steps", type=int, default=0)
+    ap.add_argument("--export-every-min", type=float, default=10.0)
+    ap.add_argument("--eval-k", type=int, default=4, help="λ samples per dev image (periodic)")
+    ap.add_argument("--final-eval-k", type=int, default=16)
+    ap.add_argument("--eval-limit", type=int, default=0, help="only the first N dev images")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--synthetic", action="store_true", help="smooth random images (pipeline test)")
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--bench", action="store_true", help="time train steps and exit")
+    ap.add_argument("--write-fixture", action="store_true",
+                    help="write tests/fixtures/unet_parity.safetensors from the checkpoint and exit")
+    ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint, update its card")
+    ap.add_argument("--rust-seconds", type=float, default=None,
+                    help="measured candle forward seconds (256×256) to record in the card")
+    args = ap.parse_args()
+
+    ckpt = os.path.join(args.out_dir, args.name + ".safetensors")
+    card_path = os.path.join(args.out_dir, args.name + ".json")
+    state_dir = args.state_dir or os.path.join(args.data_dir, "runs", args.name)
+
+    if args.write_fixture:
+        write_fixture(ckpt, os.path.join(REPO, "tests", "fixtures", "unet_parity.safetensors"))
+        return
+
+    def load_card():
+        if os.path.exists(card_path):
+            with open(card_path) as fh:
+                return json.load(fh)
+        return {}
+
+    def evaluate(p, cfg, K):
+        dev = load_dev(args.data_dir, args.eval_limit or None)
+        if not dev:
+            return None
+        t = time.time()
+        bpd, terms = vlb_bpd(p, cfg, dev, K=K, seed=2024)
+        return {"dev_vlb_bpd": round(bpd, 4), "dev_vlb_terms_bpd": {k: round(v, 4) for k, v in terms.items()},
+                "png_bpd": round(png_bpd(dev), 4), "dev_images": len(dev), "dev_vlb_lambda_samples": K,
+                "eval_wall_s": round(time.time() - t, 1)}
+
+    if args.eval_only:
+        p, cfg, meta = load_checkpoint(ckpt)
+        card = load_card()
+        ev = evaluate(p, cfg, args.final_eval_k)
+        print(json.dumps(ev), flush=True)
+        if ev:
+            card.update(ev)
+        if args.rust_seconds is not None:
+            card["rust_cpu_forward_256_s"] = args.rust_seconds
+        with open(card_path, "w") as fh:
+            json.dump(card, fh, indent=2)
+            fh.write("\n")
+        return
+
+    # ---- model / state
+    step0, elapsed0 = 0, 0.0
+    cfg = default_config(args)
+    params = None
+    if args.resume:
+        st = os.path.join(state_dir, "state.pkl")
+        if os.path.exists(st):
+            with open(st, "rb") as fh:
+                s = pickle.load(fh)
+            cfg, step0, elapsed0 = s["cfg"], s["step"], s.get("elapsed", 0.0)
+            params = {k: jnp.asarray(v) for k, v in s["params"].items()}
+            ema = {k: jnp.asarray(v) for k, v in s["ema"].items()}
+            opt_state_saved = s["opt_state"]
+            print(f"resumed full state from {st} at step {step0}", flush=True)
+        elif os.path.exists(ckpt):
+            params, cfg, meta = load_checkpoint(ckpt)
+            ema = dict(params)
+            step0 = int(meta.get("step", 0))
+            elapsed0 = float(meta.get("train_seconds", 0.0))
+            opt_state_saved = None
+            print(f"resumed weights from {ckpt} at step {step0}", flush=True)
+        else:
+            raise SystemExit(f"--resume: neither {st} nor {ckpt} exists")
+    if params is None:
+        params = init_params(cfg, args.seed)
+        ema = dict(params)
+        opt_state_saved = None
+    npar = param_count(params)
+    fpp = flops_per_pixel(cfg)
+    print(f"config {json.dumps(cfg)}\nparams {npar}  ~{fpp/1e3:.0f} kFLOP/pixel "
+          f"({fpp*65536/1e9:.1f} GFLOP per 256×256 forward)", flush=True)
+
+    # ---- data
+    if args.synthetic:
+        sampler = SyntheticSampler(args.crop, args.seed + step0)
+        train_desc = "synthetic"
+    else:
+        paths = sorted(glob.glob(os.path.join(args.data_dir, "train", "*.png")) +
+                       glob.glob(os.path.join(args.data_dir, "train", "*.jpg")))
+        if not paths:
+            raise SystemExit(f"no training photos in {args.data_dir}/train")
+        sampler = PhotoSampler(paths, args.crop, args.seed + 7919 * step0)
+        train_desc = (f"{len(paths)} training photos from {args.data_dir}/train (eval/data/fetch_data.py), "
+                      f"random {args.crop}x{args.crop} crops of 2/2.5/3/4x box-downscaled copies, "
+                      f"horizontal flips")
+
+    # ---- optimiser (learning rate set each step from the time budget)
+    opt = optax.chain(optax.clip_by_global_norm(args.clip),
+                      optax.inject_hyperparams(optax.adam)(learning_rate=args.lr))
+    opt_state = opt.init(params)
+    if opt_state_saved is not None:
+        opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state_saved)
+    train_step = make_train_step(cfg, opt)
+
+    def set_lr(state, lr):
+        inner = state[1]
+        inner.hyperparams["learning_rate"] = jnp.asarray(lr, jnp.float32)
+        return state
+
+    B = args.batch
+    lmin, lmax = cfg["logsnr_min"], cfg["logsnr_max"]
+    noise_rng = np.random.default_rng(args.seed * 1000003 + step0)
+    batches = prefetch(sampler, B)
+    budget = args.minutes * 60.0
+    t_start = time.time()
+    last_export = t_start
+    losses = []
+    step = step0
+    warm_from = step0  # warm up again after a resume with fresh optimiser state
+    best = None
+
+    def export(final=False):
+        nonlocal best
+        os.makedirs(args.out_dir, exist_ok=True)
+        os.makedirs(state_dir, exist_ok=True)
+        train_s = elapsed0 + (time.time() - t_start)
+        ev = None if args.no_eval else evaluate(ema, cfg, args.final_eval_k if final else args.eval_k)
+        card = load_card()
+        meta = {"step": step, "train_seconds": round(train_s, 1)}
+        save_checkpoint(ckpt, ema, cfg, meta)
+        with open(os.path.join(state_dir, "state.pkl"), "wb") as fh:
+            pickle.dump({"cfg": cfg, "step": step, "elapsed": train_s,
+                         "params": {k: np.asarray(v) for k, v in params.items()},
+                         "ema": {k: np.asarray(v) for k, v in ema.items()},
+                         "opt_state": jax.tree_util.tree_map(np.asarray, opt_state)}, fh)
+        card.update({
+            "name": args.name,
+            "file": os.path.basename(ckpt),
+            "architecture": ("pixel-space U-Net, v-prediction, log-SNR Fourier features -> MLP -> "
+                             "per-resblock scale/shift, GroupNorm+SiLU resblocks, no attention"),
+            "config": cfg,
+            "parameters": npar,
+            "flops_per_pixel": round(fpp),
+            "diffusion": "variance preserving, z = a x + s eps, a^2 = sigmoid(logsnr), continuous time",
+            "objective": ("continuous-time VDM bound, logsnr ~ U[min,max] stratified per batch; "
+                          "weights are the EMA (decay %g)" % args.ema),
+            "data": train_desc,
+            "eval_data": "dev24/crop256 (24 held-out 256x256 crops, lossless PNG)",
+            "steps": step,
+            "batch": B,
+            "crop": args.crop,
+            "train_seconds": round(train_s, 1),
+            "training_command": "python notebooks/train_unet.py " + " ".join(sys.argv[1:]),
+            "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+                        f"JAX {jax.__version__} on {jax.default_backend()}",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "code_revision": git_rev(),
+        })
+        if ev:
+            card.update(ev)
+        with open(card_path, "w") as fh:
+            json.dump(card, fh, indent=2)
+            fh.write("\n")
+        print(f"exported {ckpt} step {step}" + (f" dev_vlb_bpd {ev['dev_vlb_bpd']} png_bpd {ev['png_bpd']} "
+              f"{ev['dev_vlb_terms_bpd']} ({ev['eval_wall_s']} s)" if ev else ""), flush=True)
+
+    while True:
+        now = time.time()
+        frac = (now - t_start) / budget
+        if frac >= 1.0 or (args.max_steps and step - step0 >= args.max_steps):
+            break
+        warm = min(1.0, (step - warm_from + 1) / args.warmup)
+        lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        opt_state = set_lr(opt_state, lr)
+        x = to_unit(next(batches))
+        eps = noise_rng.standard_normal(x.shape).astype(np.float32)
+        u = (noise_rng.random() + np.arange(B)) / B
+        noise_rng.shuffle(u)
+        lam = (lmin + u * (lmax - lmin)).astype(np.float32)
+        ema_decay = min(args.ema, (1 + step - warm_from) / (10 + step - warm_from))
+        params, ema, opt_state, loss, gnorm = train_step(params, ema, opt_state, x, eps, lam,
+                                                         jnp.float32(ema_decay))
+        step += 1
+        losses.append(float(loss))
+        if step == step0 + 1:
+            t_first = time.time()
+            print(f"first step (compile) {t_first - now:.1f}s", flush=True)
+        if args.bench and step - step0 == 21:
+            dt = (time.time() - t_first) / 20
+            print(f"bench: {dt*1000:.0f} ms/step, {B*args.crop**2/dt/1e3:.0f} kpx/s, "
+                  f"~{3*fpp*B*args.crop**2/dt/1e9:.0f} GFLOP/s", flush=True)
+            return
+        if step % 50 == 0:
+            el = time.time() - t_start
+            print(f"step {step} loss {np.mean(losses)/math.log(2):.4f} bpd(diff) gnorm {float(gnorm):.3f} "
+                  f"lr {lr:.2e} {el/60:.1f} min", flush=True)
+            losses = []
+        if time.time() - last_export > args.export_every_min * 60:
+            export()
+            last_export = time.time()
+    export(final=True)
+
+
+if __name__ == "__main__":
+    main()
