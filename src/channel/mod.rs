@@ -1,0 +1,93 @@
+//! Communicating one reverse step: a sample of q(z_s|z_t,x) = N(μ_q, σ²I) given the shared
+//! proposal p(z_s|z_t) = N(μ_p, σ²I).
+//!
+//! Both sides know the step's quantised KL (`kl_code`, sent in the file) and the shared
+//! seed; from those alone they build identical chunk plans and probability tables.
+pub mod pfr;
+pub mod uq;
+
+use crate::entropy::{Reader, Writer};
+use anyhow::Result;
+
+/// What both encoder and decoder know about a step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepCtx {
+    pub seed: u64,
+    pub step: u32,
+    /// Standard deviation of q and p (equal).
+    pub sigma: f64,
+    /// Dequantised total KL of the step in bits (from the transmitted code).
+    pub kl_bits: f64,
+}
+
+/// Which channel carries a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum ChannelKind {
+    /// Truncated Poisson functional representation on chunks (Gaussian, exact up to truncation).
+    Pfr,
+    /// Universal (dithered) quantisation: uniform noise, linear time.
+    Uq,
+    /// PFR for low-KL-per-dimension steps, UQ for the rest.
+    Mixed,
+}
+
+impl ChannelKind {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            ChannelKind::Pfr => 0,
+            ChannelKind::Uq => 1,
+            ChannelKind::Mixed => 2,
+        }
+    }
+    pub fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            0 => ChannelKind::Pfr,
+            1 => ChannelKind::Uq,
+            2 => ChannelKind::Mixed,
+            _ => anyhow::bail!("unknown channel kind {v}"),
+        })
+    }
+}
+
+/// Quantised step KL: `code = ceil(8·log2(1 + kl))`, 0 = nothing sent (free step).
+pub fn kl_to_code(kl_bits: f64) -> u8 {
+    if !(kl_bits > 0.0) {
+        return 0;
+    }
+    (8.0 * libm::log2(1.0 + kl_bits)).ceil().clamp(1.0, 255.0) as u8
+}
+
+/// The KL bound that both sides use for a code (≥ the true KL for codes < 255).
+pub fn code_to_kl(code: u8) -> f64 {
+    libm::exp2(code as f64 / 8.0) - 1.0
+}
+
+/// Unit-variance offsets m = (μ_q − μ_p)/σ and the step's KL in bits.
+pub fn offsets_and_kl(mu_p: &[f32], mu_q: &[f32], sigma: f64) -> (Vec<f32>, f64) {
+    let inv = 1.0 / sigma;
+    let m: Vec<f32> = mu_q.iter().zip(mu_p).map(|(&q, &p)| ((q as f64 - p as f64) * inv) as f32).collect();
+    let kl = m.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / (2.0 * std::f64::consts::LN_2);
+    (m, kl)
+}
+
+/// One channel's encoder and decoder for a whole step.
+pub trait StepChannel {
+    /// Codes a sample near N(μ_q, σ²) and returns it (exactly what the decoder will rebuild).
+    fn encode(&self, ctx: &StepCtx, mu_p: &[f32], mu_q: &[f32], w: &mut Writer) -> Result<Vec<f32>>;
+    /// Rebuilds the encoder's sample from the payload.
+    fn decode(&self, ctx: &StepCtx, mu_p: &[f32], r: &mut Reader) -> Result<Vec<f32>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn kl_code_bounds_the_kl() {
+        for &kl in &[1e-6, 0.3, 1.0, 13.7, 1e3, 1e6, 3e9] {
+            let c = kl_to_code(kl);
+            assert!(code_to_kl(c) >= kl && code_to_kl(c) <= (kl + 1.0) * 1.0906, "{kl} {c}");
+        }
+        assert_eq!(kl_to_code(0.0), 0);
+        assert_eq!(code_to_kl(0), 0.0);
+    }
+}

@@ -1,0 +1,55 @@
+//! `diffc decode`.
+use crate::codec::diffc::DiffC;
+use crate::codec::{Codec, DecodeOptions, DecoderKind};
+use crate::container::File;
+use crate::device::DeviceKind;
+use crate::image_io::save_png;
+use crate::sampler::OdeSolver;
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Input .dfc file (`-` reads stdin).
+    pub input: PathBuf,
+    /// Output PNG (`-` writes stdout).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// sde = DiffC-A (ancestral sampling), ode = DiffC-F (probability flow).
+    #[arg(long, value_enum, default_value = "ode")]
+    pub decoder: DecoderKind,
+    /// Denoising steps from the communicated latent to the image.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// ODE solver.
+    #[arg(long, value_enum, default_value = "dpm-pp2m")]
+    pub solver: OdeSolver,
+    /// Model (default: the known model whose fingerprint the file names).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(a: Args, device: DeviceKind) -> Result<()> {
+    let bytes = super::read_input(&a.input)?;
+    let f = File::from_bytes(&bytes)?;
+    let dev = device.open()?;
+    let model = match &a.model {
+        Some(m) => crate::denoiser::load(m, &dev)?,
+        None => match crate::denoiser::find_by_fingerprint(f.model_fp, &dev) {
+            Some(m) => m,
+            None => bail!("no known model has fingerprint {:04x} (the file's); pass --model", f.model_fp),
+        },
+    };
+    if let Some(s) = a.steps {
+        if !(1..=10000).contains(&s) {
+            bail!("--steps must be in 1..=10000");
+        }
+    }
+    let mut codec = DiffC::new(model);
+    codec.ode_solver = a.solver;
+    codec.progress = !a.quiet;
+    let img = codec.decode(&bytes, &DecodeOptions { decoder: a.decoder, steps: a.steps, progress: !a.quiet })?;
+    save_png(&img, &a.output)
+}

@@ -1,0 +1,110 @@
+//! `diffc encode`.
+use crate::channel::ChannelKind;
+use crate::codec::RateTarget;
+use crate::codec::diffc::{DiffC, DiffcParams};
+use crate::device::DeviceKind;
+use crate::image_io::{load, write_atomic};
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Input image (PNG or JPEG; `-` reads stdin).
+    pub input: PathBuf,
+    /// Output .dfc file (`-` writes stdout).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Target size of the whole file in bits per pixel (the file never exceeds it).
+    #[arg(long)]
+    pub bpp: Option<f64>,
+    /// Stop instead at `step:N` or `logsnr:X`.
+    #[arg(long, conflicts_with = "bpp")]
+    pub stop: Option<String>,
+    /// Diffusion model (see `diffc info --models`).
+    #[arg(long, default_value = crate::denoiser::DEFAULT_MODEL)]
+    pub model: String,
+    /// Seed of all shared randomness (stored in the file).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Channel for the communicated steps.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub channel: ChannelKind,
+    /// Encoder trajectory steps (default 24).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// PFR: most KL bits per chunk (default 6).
+    #[arg(long)]
+    pub chunk_kl: Option<f64>,
+    /// PFR: extra candidate bits per chunk (default 3).
+    #[arg(long)]
+    pub padding: Option<u32>,
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn parse_stop(s: &str) -> Result<RateTarget> {
+    let (k, v) = s.split_once(':').unwrap_or(("step", s));
+    match k {
+        "step" => Ok(RateTarget::Step(v.parse().map_err(|_| anyhow::anyhow!("bad step '{v}'"))?)),
+        "logsnr" | "lambda" => {
+            let l: f64 = v.parse().map_err(|_| anyhow::anyhow!("bad log-SNR '{v}'"))?;
+            if !l.is_finite() {
+                bail!("bad log-SNR '{v}'");
+            }
+            Ok(RateTarget::LogSnr(l))
+        }
+        _ => bail!("--stop takes step:N or logsnr:X, got '{s}'"),
+    }
+}
+
+pub fn run(a: Args, device: DeviceKind) -> Result<()> {
+    let target = match (&a.bpp, &a.stop) {
+        (Some(b), _) => RateTarget::Bpp(*b),
+        (None, Some(s)) => parse_stop(s)?,
+        (None, None) => bail!("give a rate: --bpp B or --stop step:N|logsnr:X"),
+    };
+    let img = load(&a.input)?;
+    let dev = device.open()?;
+    let model = crate::denoiser::load(&a.model, &dev)?;
+    let mut codec = DiffC::new(model);
+    let mut p = DiffcParams { channel: a.channel, ..DiffcParams::default() };
+    if let Some(s) = a.steps {
+        if !(1..=4096).contains(&s) {
+            bail!("--steps must be in 1..=4096");
+        }
+        p.steps = s;
+    }
+    if let Some(c) = a.chunk_kl {
+        if !(c > 0.0 && c <= 20.0) {
+            bail!("--chunk-kl must be in (0, 20]");
+        }
+        p.pfr.chunk_kl = c;
+    }
+    if let Some(pad) = a.padding {
+        if pad > 8 {
+            bail!("--padding must be ≤ 8");
+        }
+        p.pfr.padding = pad;
+    }
+    codec.params = p;
+    codec.seed = a.seed;
+    codec.progress = !a.quiet;
+    let recs = codec.encode_trace(&img, target, false)?;
+    let last = recs.last().expect("at least the empty record");
+    let bytes = &last.file;
+    write_atomic(&a.output, bytes)?;
+    if !a.quiet {
+        let px = img.shape.pixels() as f64;
+        eprintln!(
+            "{}×{}: {} bytes = {:.4} bpp, {} steps, z at log-SNR {:.2}",
+            img.shape.w,
+            img.shape.h,
+            bytes.len(),
+            bytes.len() as f64 * 8.0 / px,
+            last.step,
+            last.logsnr
+        );
+    }
+    Ok(())
+}

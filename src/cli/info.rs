@@ -1,0 +1,63 @@
+//! `diffc info`.
+use crate::container::{CodecId, Cursor, File};
+use crate::device::DeviceKind;
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A .dfc file (`-` reads stdin).
+    pub input: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// List the models this build knows instead.
+    #[arg(long)]
+    pub models: bool,
+}
+
+pub fn run(a: Args, device: DeviceKind) -> Result<()> {
+    if a.models {
+        for m in crate::denoiser::known_models() {
+            println!("{m}");
+        }
+        return Ok(());
+    }
+    let Some(input) = a.input else { anyhow::bail!("give a .dfc file (or --models)") };
+    let bytes = super::read_input(&input)?;
+    let f = File::from_bytes(&bytes)?;
+    let dev = device.open()?;
+    let model = crate::denoiser::find_by_fingerprint(f.model_fp, &dev).map(|m| m.name().to_string());
+    let mut v = serde_json::json!({
+        "codec": f.codec.name(),
+        "format_version": crate::container::VERSION,
+        "model_fingerprint": format!("{:04x}", f.model_fp),
+        "model": model,
+        "width": f.width,
+        "height": f.height,
+        "channels": f.channels,
+        "seed": f.seed,
+        "custom_params": f.params.is_some(),
+        "bytes": bytes.len(),
+        "bpp": bytes.len() as f64 * 8.0 / (f.width as f64 * f.height as f64),
+    });
+    if f.codec == CodecId::DiffC {
+        let mut c = Cursor::new(&f.body);
+        let head = c.varint()?;
+        let stop = (head / 3) as usize;
+        let codes = c.take(stop)?;
+        let kl: f64 = codes.iter().map(|&k| crate::channel::code_to_kl(k)).sum();
+        v["channel"] = serde_json::to_value(crate::channel::ChannelKind::from_u8((head % 3) as u8)?)?;
+        v["stop_step"] = stop.into();
+        v["step_kl_bound_bits"] = kl.into();
+        v["payload_bytes"] = c.rest().len().into();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let serde_json::Value::Object(m) = v {
+        for (k, x) in m {
+            println!("{k:>20}: {x}");
+        }
+    }
+    Ok(())
+}

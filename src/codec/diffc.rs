@@ -1,0 +1,377 @@
+//! DiffC: communicate a diffusion trajectory z_T → z_t with reverse channel coding, then
+//! denoise (DiffC-A: SDE, DiffC-F: flow ODE). Orchestration only: the maths lives in
+//! `schedule`, `channel`, `sampler` and the `Denoiser`.
+//!
+//! Body of a `.dfc` file: `varint(stop·3 + channel kind) | stop step-KL codes (1 byte each)
+//! | range-coded payload`. Non-default settings travel in the container's params.
+use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
+use crate::channel::pfr::{Pfr, PfrParams, PfrStats, Scorer};
+use crate::channel::uq::Uq;
+use crate::channel::{ChannelKind, StepChannel, StepCtx, code_to_kl, kl_to_code, offsets_and_kl};
+use crate::container::{CodecId, Cursor, File, put_varint};
+use crate::denoiser::Denoiser;
+use crate::entropy::{Reader, Writer};
+use crate::image_io::{Image, Shape};
+use crate::rng::{Purpose, Stream};
+use crate::sampler::{OdeSolver, reverse_mean, sample_ode, sample_sde};
+use crate::schedule::{Schedule, logsnr_grid};
+use anyhow::{Context, Result, bail};
+use std::sync::Arc;
+
+/// Everything that steers the bitstream (besides the seed and the model).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiffcParams {
+    /// Encoder trajectory: `steps` equal steps of `schedule`.
+    pub schedule: Schedule,
+    pub steps: usize,
+    pub channel: ChannelKind,
+    pub pfr: PfrParams,
+    /// Mixed channel: PFR while the step's KL per dimension (bits) is below this.
+    pub mixed_threshold: f64,
+}
+
+impl Default for DiffcParams {
+    /// The defaults implied by format version 1.
+    fn default() -> Self {
+        DiffcParams {
+            schedule: Schedule::LinearLogSnr { lmin: -10.0, lmax: 14.0 },
+            steps: 24,
+            channel: ChannelKind::Mixed,
+            pfr: PfrParams { chunk_kl: 6.0, padding: 3, max_log2k: 20 },
+            mixed_threshold: 0.05,
+        }
+    }
+}
+
+/// Steps with less KL than this (bits) are not sent: both sides sample them from p.
+const FREE_STEP_KL: f64 = 0.01;
+/// Where decoding ends (log-SNR) and the default number of decoder steps.
+pub const DECODE_LMAX: f64 = 14.0;
+pub const DEFAULT_DECODE_STEPS: usize = 24;
+
+impl DiffcParams {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        let (kind, lmin, lmax) = match self.schedule {
+            Schedule::LinearLogSnr { lmin, lmax } => (0u8, lmin, lmax),
+            Schedule::Cosine { lmin, lmax } => (1u8, lmin, lmax),
+        };
+        b.push(kind);
+        put_varint(&mut b, zz((lmin * 16.0).round() as i64));
+        put_varint(&mut b, zz((lmax * 16.0).round() as i64));
+        put_varint(&mut b, self.steps as u64);
+        put_varint(&mut b, (self.pfr.chunk_kl * 16.0).round() as u64);
+        b.push(self.pfr.padding as u8);
+        b.push(self.pfr.max_log2k as u8);
+        put_varint(&mut b, (self.mixed_threshold * 1e4).round() as u64);
+        b
+    }
+
+    fn from_bytes(bytes: &[u8], channel: ChannelKind) -> Result<Self> {
+        let mut c = Cursor::new(bytes);
+        let kind = c.u8()?;
+        let lmin = unzz(c.varint()?) as f64 / 16.0;
+        let lmax = unzz(c.varint()?) as f64 / 16.0;
+        let schedule = match kind {
+            0 => Schedule::LinearLogSnr { lmin, lmax },
+            1 => Schedule::Cosine { lmin, lmax },
+            _ => bail!("unknown schedule kind {kind}"),
+        };
+        let steps = c.varint()? as usize;
+        let chunk_kl = c.varint()? as f64 / 16.0;
+        let padding = c.u8()? as u32;
+        let max_log2k = c.u8()? as u32;
+        let mixed_threshold = c.varint()? as f64 / 1e4;
+        if !(lmin < lmax) || !(-40.0..=40.0).contains(&lmin) || !(-40.0..=40.0).contains(&lmax) {
+            bail!("invalid schedule in file");
+        }
+        if steps == 0 || steps > 4096 || chunk_kl <= 0.0 || padding > 16 || !(1..=24).contains(&max_log2k) {
+            bail!("invalid DiffC parameters in file");
+        }
+        Ok(DiffcParams { schedule, steps, channel, pfr: PfrParams { chunk_kl, padding, max_log2k }, mixed_threshold })
+    }
+
+    /// Rounds parameters to what the file can carry, so encoder and decoder agree.
+    pub fn canonical(&self) -> Self {
+        Self::from_bytes(&self.to_bytes(), self.channel).unwrap_or_else(|_| self.clone())
+    }
+
+    /// Which channel carries a step with `kl_bits` over `dims` dimensions.
+    fn step_channel(&self, kl_bits: f64, dims: usize) -> ChannelKind {
+        match self.channel {
+            ChannelKind::Mixed if kl_bits / (dims as f64) < self.mixed_threshold => ChannelKind::Pfr,
+            ChannelKind::Mixed => ChannelKind::Uq,
+            k => k,
+        }
+    }
+}
+
+fn zz(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+fn unzz(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// One communicated step, as seen by the encoder (for experiments and tests).
+#[derive(Clone, Debug)]
+pub struct StepRecord {
+    pub step: usize,
+    /// log-SNR reached after the step.
+    pub logsnr: f64,
+    /// True KL of the step (bits) and the channel that carried it (None: free step).
+    pub kl_bits: f64,
+    pub channel: Option<ChannelKind>,
+    /// The whole file had the encoder stopped after this step.
+    pub file: Vec<u8>,
+    /// z after this step (only when tracing latents).
+    pub z: Option<Vec<f32>>,
+}
+
+/// The DiffC codec over a denoiser.
+pub struct DiffC {
+    pub model: Arc<dyn Denoiser>,
+    pub params: DiffcParams,
+    pub seed: u64,
+    pub scorer: Scorer,
+    /// Count truncated PFR chunks (experiments; 8× slower PFR).
+    pub diagnose: bool,
+    pub progress: bool,
+    pub ode_solver: OdeSolver,
+    pub pfr_stats: Arc<std::sync::Mutex<PfrStats>>,
+}
+
+impl DiffC {
+    pub fn new(model: Arc<dyn Denoiser>) -> Self {
+        DiffC {
+            model,
+            params: DiffcParams::default(),
+            seed: 0,
+            scorer: Scorer::Fast,
+            diagnose: false,
+            progress: false,
+            ode_solver: OdeSolver::DpmPp2m,
+            pfr_stats: Default::default(),
+        }
+    }
+
+    fn pfr(&self, params: &DiffcParams) -> Pfr {
+        Pfr { params: params.pfr, scorer: self.scorer, diagnose: self.diagnose, stats: self.pfr_stats.clone() }
+    }
+
+    fn file(&self, shape: Shape, params: &DiffcParams, stop: usize, codes: &[u8], payload: &[u8]) -> File {
+        let mut body = Vec::with_capacity(payload.len() + codes.len() + 2);
+        put_varint(&mut body, stop as u64 * 3 + params.channel.to_u8() as u64);
+        body.extend_from_slice(&codes[..stop]);
+        body.extend_from_slice(payload);
+        let defaults = DiffcParams { channel: params.channel, ..DiffcParams::default() };
+        File {
+            codec: CodecId::DiffC,
+            model_fp: self.model.fingerprint() as u16,
+            channels: shape.c as u8,
+            width: shape.w as u32,
+            height: shape.h as u32,
+            seed: self.seed,
+            params: (*params != defaults).then(|| params.to_bytes()),
+            body,
+        }
+    }
+
+    /// Encodes, returning the records of every communicated step; the last record's file
+    /// is the output. `trace_z` keeps each step's latent.
+    pub fn encode_trace(&self, img: &Image, target: RateTarget, trace_z: bool) -> Result<Vec<StepRecord>> {
+        let shape = img.shape;
+        if shape.c != 3 {
+            bail!("DiffC codes 3-channel images");
+        }
+        let params = self.params.canonical();
+        let grid = params.schedule.grid(params.steps);
+        let d = shape.len();
+        let budget_bytes = match target {
+            RateTarget::Bpp(b) if !(b > 0.0 && b.is_finite()) => bail!("--bpp must be positive, got {b}"),
+            RateTarget::Bpp(b) => Some((b * shape.pixels() as f64 / 8.0).floor() as usize),
+            _ => None,
+        };
+        let mut z = vec![0f32; d];
+        Stream::new(self.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
+        let mut w = Writer::new();
+        let mut codes: Vec<u8> = Vec::new();
+        let empty = self.file(shape, &params, 0, &codes, &[]).to_bytes();
+        if let Some(b) = budget_bytes {
+            if empty.len() > b {
+                bail!("a {}-byte budget cannot hold even the {}-byte header; raise --bpp", b, empty.len());
+            }
+        }
+        let mut records = vec![StepRecord { step: 0, logsnr: grid[0], kl_bits: 0.0, channel: None, file: empty, z: trace_z.then(|| z.clone()) }];
+        let pfr = self.pfr(&params);
+        let bar = progress_bar(self.progress, params.steps, "encode");
+        for i in 0..params.steps {
+            let (lt, ls) = (grid[i], grid[i + 1]);
+            match target {
+                RateTarget::LogSnr(l) if ls > l + 1e-9 => break,
+                RateTarget::Step(n) if i >= n => break,
+                _ => {}
+            }
+            let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, lt, ls)?;
+            let mu_q: Vec<f32> = z.iter().zip(&img.data).map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32).collect();
+            let (_, kl) = offsets_and_kl(&mu_p, &mu_q, c.std());
+            let code = if kl < FREE_STEP_KL { 0 } else { kl_to_code(kl) };
+            let ctx = StepCtx { seed: self.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
+            let (znew, used) = if code == 0 {
+                (free_step(&ctx, &mu_p), None)
+            } else {
+                let kind = params.step_channel(ctx.kl_bits, d);
+                let z = match kind {
+                    ChannelKind::Uq => Uq.encode(&ctx, &mu_p, &mu_q, &mut w)?,
+                    _ => pfr.encode(&ctx, &mu_p, &mu_q, &mut w)?,
+                };
+                (z, Some(kind))
+            };
+            codes.push(code);
+            let file = self.file(shape, &params, i + 1, &codes, &w.clone().finish()).to_bytes();
+            if let Some(b) = budget_bytes {
+                if file.len() > b {
+                    break; // the previous record's file is the output
+                }
+            }
+            z = znew;
+            records.push(StepRecord { step: i + 1, logsnr: ls, kl_bits: kl, channel: used, file, z: trace_z.then(|| z.clone()) });
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(records)
+    }
+
+    /// Parses and checks a file, rebuilding the communicated latent:
+    /// (z, its log-SNR, shape, params).
+    pub fn decode_latent(&self, bytes: &[u8]) -> Result<(Vec<f32>, f64, Shape, DiffcParams)> {
+        let f = File::from_bytes(bytes)?;
+        if f.codec != CodecId::DiffC {
+            bail!("this is a {} file, not a DiffC file", f.codec.name());
+        }
+        if f.model_fp != self.model.fingerprint() as u16 {
+            bail!(
+                "wrong model: the file was encoded with model fingerprint {:04x}, but model '{}' has {:04x}",
+                f.model_fp,
+                self.model.name(),
+                self.model.fingerprint() as u16
+            );
+        }
+        if f.channels != 3 {
+            bail!("DiffC files hold 3 channels, header says {}", f.channels);
+        }
+        let shape = Shape::new(3, f.height as usize, f.width as usize);
+        let mut cur = Cursor::new(&f.body);
+        let head = cur.varint()?;
+        let channel = ChannelKind::from_u8((head % 3) as u8)?;
+        let stop = (head / 3) as usize;
+        let params = match &f.params {
+            Some(p) => DiffcParams::from_bytes(p, channel)?,
+            None => DiffcParams { channel, ..DiffcParams::default() },
+        };
+        if stop > params.steps {
+            bail!("corrupt file: stopping step {stop} beyond the {}-step schedule", params.steps);
+        }
+        let codes = cur.take(stop)?.to_vec();
+        let mut r = Reader::new(cur.rest())?;
+        let grid = params.schedule.grid(params.steps);
+        let d = shape.len();
+        let mut z = vec![0f32; d];
+        Stream::new(f.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
+        let me = DiffC { seed: f.seed, ..self.shallow() };
+        let pfr = me.pfr(&params);
+        let bar = progress_bar(self.progress, stop, "latent");
+        for (i, &code) in codes.iter().enumerate() {
+            let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
+            let ctx = StepCtx { seed: f.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
+            z = if code == 0 {
+                free_step(&ctx, &mu_p)
+            } else {
+                match params.step_channel(ctx.kl_bits, d) {
+                    ChannelKind::Uq => Uq.decode(&ctx, &mu_p, &mut r)?,
+                    _ => pfr.decode(&ctx, &mu_p, &mut r)?,
+                }
+            };
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok((z, grid[stop], shape, params))
+    }
+
+    fn shallow(&self) -> DiffC {
+        DiffC {
+            model: self.model.clone(),
+            params: self.params.clone(),
+            seed: self.seed,
+            scorer: self.scorer,
+            diagnose: false,
+            progress: self.progress,
+            ode_solver: self.ode_solver,
+            pfr_stats: Default::default(),
+        }
+    }
+
+    /// Denoises a latent at log-SNR `l` to an image with the chosen decoder.
+    pub fn reconstruct(&self, z: &[f32], l: f64, shape: Shape, opts: &DecodeOptions, seed: u64) -> Result<Vec<f32>> {
+        let steps = opts.steps.unwrap_or(DEFAULT_DECODE_STEPS).max(1);
+        let lmax = DECODE_LMAX.max(l);
+        if l >= lmax - 1e-9 {
+            return self.model.predict_x(z, shape, l);
+        }
+        let grid = logsnr_grid(l, lmax, steps);
+        let bar = progress_bar(opts.progress, steps, match opts.decoder {
+            DecoderKind::Sde => "decode (SDE)",
+            DecoderKind::Ode => "decode (ODE)",
+        });
+        let mut tick = || bar.inc(1);
+        let x = match opts.decoder {
+            DecoderKind::Sde => sample_sde(&*self.model, z, shape, &grid, seed, &mut tick)?,
+            DecoderKind::Ode => sample_ode(&*self.model, z, shape, &grid, self.ode_solver, &mut tick)?,
+        };
+        bar.finish_and_clear();
+        Ok(x)
+    }
+}
+
+/// An uncommunicated step: z_s ~ p from shared noise.
+fn free_step(ctx: &StepCtx, mu_p: &[f32]) -> Vec<f32> {
+    let mut e = vec![0f32; mu_p.len()];
+    Stream::new(ctx.seed, Purpose::FreeStep, ctx.step, 0, 0).fill_normal(&mut e);
+    mu_p.iter().zip(&e).map(|(&m, &e)| (m as f64 + ctx.sigma * e as f64) as f32).collect()
+}
+
+/// A progress bar on stderr, or a hidden one.
+pub fn progress_bar(show: bool, len: usize, msg: &'static str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(Some(len as u64), indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {elapsed_precise}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+impl Codec for DiffC {
+    fn name(&self) -> &str {
+        "diffc"
+    }
+    fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>> {
+        let recs = self.encode_trace(img, target, false)?;
+        Ok(recs.into_iter().last().context("no steps")?.file)
+    }
+    fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
+        let (z, l, shape, _) = self.decode_latent(bytes)?;
+        let seed = File::from_bytes(bytes)?.seed;
+        let me = DiffC { progress: opts.progress, ..self.shallow() };
+        let x = me.reconstruct(&z, l, shape, opts, seed)?;
+        let mut img = Image { shape, data: x };
+        for v in &mut img.data {
+            *v = v.clamp(-1.0, 1.0);
+        }
+        Ok(img)
+    }
+}

@@ -1,0 +1,44 @@
+//! Codecs share one encode/decode surface; they orchestrate and hold no maths of their own.
+pub mod diffc;
+
+use crate::image_io::Image;
+use anyhow::Result;
+
+/// How the encoder decides where to stop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RateTarget {
+    /// Total file size (header included) at most this many bits per pixel.
+    Bpp(f64),
+    /// Stop once the trajectory reaches this log-SNR.
+    LogSnr(f64),
+    /// Stop after this many communicated steps.
+    Step(usize),
+}
+
+/// Which reconstruction the decoder runs from the communicated latent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DecoderKind {
+    /// DiffC-A: ancestral DDPM SDE sampling.
+    Sde,
+    /// DiffC-F: probability-flow ODE.
+    #[default]
+    Ode,
+}
+
+/// Options common to every decoder.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeOptions {
+    pub decoder: DecoderKind,
+    /// Number of denoising steps from the stopping point to t = 0 (codec default if None).
+    pub steps: Option<usize>,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+}
+
+/// The surface every codec implements: image in, real bitstream out, and back.
+pub trait Codec: Send + Sync {
+    /// Codec name as used on the CLI and in the harness (e.g. `diffc`).
+    fn name(&self) -> &str;
+    fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>>;
+    fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image>;
+}

@@ -1,0 +1,249 @@
+//! The `.dfc` container: bytes only, no maths.
+//!
+//! ```text
+//! magic "DF" | version<<4 | codec | model fingerprint (u16 LE) | flags
+//! | width−1, height−1, seed (LEB128 varints) | [params: len varint + bytes, if flag]
+//! | body (codec-defined) | CRC-32 of everything before (u32 LE)
+//! ```
+//! Defaults (schedule, channel settings) are implied by the format version; only
+//! non-default parameters are written. A 256×256 file costs ~13 bytes of container.
+use anyhow::{Result, bail};
+
+pub const MAGIC: [u8; 2] = *b"DF";
+pub const VERSION: u8 = 1;
+
+/// Which codec wrote the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[repr(u8)]
+pub enum CodecId {
+    DiffC = 0,
+    HfdMse = 1,
+    Hfd = 2,
+}
+
+impl CodecId {
+    fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            0 => CodecId::DiffC,
+            1 => CodecId::HfdMse,
+            2 => CodecId::Hfd,
+            _ => bail!("unknown codec id {v} in file"),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            CodecId::DiffC => "diffc",
+            CodecId::HfdMse => "hfd-mse",
+            CodecId::Hfd => "hfd",
+        }
+    }
+}
+
+/// Everything in a `.dfc` file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    pub codec: CodecId,
+    /// Low 16 bits of the model's fingerprint.
+    pub model_fp: u16,
+    pub channels: u8,
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    /// Non-default codec parameters (codec-defined bytes), `None` = version defaults.
+    pub params: Option<Vec<u8>>,
+    pub body: Vec<u8>,
+}
+
+/// Largest accepted side, so a corrupt header cannot ask for a huge allocation.
+pub const MAX_SIDE: u32 = crate::image_io::MAX_SIDE;
+
+impl File {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 16);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION << 4 | self.codec as u8);
+        out.extend_from_slice(&self.model_fp.to_le_bytes());
+        let flags = self.params.is_some() as u8 | ((self.channels.saturating_sub(1) & 3) << 1);
+        out.push(flags);
+        put_varint(&mut out, self.width as u64 - 1);
+        put_varint(&mut out, self.height as u64 - 1);
+        put_varint(&mut out, self.seed);
+        if let Some(p) = &self.params {
+            put_varint(&mut out, p.len() as u64);
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(&self.body);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Container bytes around a body of `body_len` bytes.
+    pub fn overhead(&self) -> usize {
+        self.to_bytes().len() - self.body.len()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 2 || bytes[..2] != MAGIC {
+            bail!("not a .dfc file (bad magic)");
+        }
+        if bytes.len() < 12 {
+            bail!("truncated .dfc file ({} bytes)", bytes.len());
+        }
+        let (data, crc) = bytes.split_at(bytes.len() - 4);
+        let version = data[2] >> 4;
+        if version != VERSION {
+            bail!("unsupported .dfc format version {version} (this diffc reads version {VERSION})");
+        }
+        if crc32fast::hash(data) != u32::from_le_bytes(crc.try_into().unwrap()) {
+            bail!("corrupt or truncated .dfc file (checksum mismatch)");
+        }
+        let codec = CodecId::from_u8(data[2] & 0x0f)?;
+        let model_fp = u16::from_le_bytes([data[3], data[4]]);
+        let flags = data[5];
+        if flags >> 3 != 0 {
+            bail!("unknown flags {flags:#x} in .dfc header");
+        }
+        let mut cur = Cursor { b: data, pos: 6 };
+        let width = cur.varint()? + 1;
+        let height = cur.varint()? + 1;
+        if width > MAX_SIDE as u64 || height > MAX_SIDE as u64 {
+            bail!("image size {width}×{height} in header exceeds the limit");
+        }
+        crate::image_io::check_size(width as u32, height as u32)?;
+        let seed = cur.varint()?;
+        let params = if flags & 1 != 0 {
+            let n = cur.varint()? as usize;
+            Some(cur.take(n)?.to_vec())
+        } else {
+            None
+        };
+        let body = data[cur.pos..].to_vec();
+        Ok(File {
+            codec,
+            model_fp,
+            channels: ((flags >> 1) & 3) + 1,
+            width: width as u32,
+            height: height as u32,
+            seed,
+            params,
+            body,
+        })
+    }
+}
+
+/// LEB128 unsigned varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Bounds-checked reading of a body.
+pub struct Cursor<'a> {
+    pub b: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        Cursor { b, pos: 0 }
+    }
+    pub fn u8(&mut self) -> Result<u8> {
+        let v = *self.b.get(self.pos).ok_or_else(|| anyhow::anyhow!("truncated .dfc body"))?;
+        self.pos += 1;
+        Ok(v)
+    }
+    pub fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            if i == 9 && b > 1 {
+                bail!("varint overflow in .dfc file");
+            }
+            v |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        bail!("varint overflow in .dfc file")
+    }
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.b.len() - self.pos {
+            bail!("truncated .dfc file");
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    pub fn rest(&mut self) -> &'a [u8] {
+        let s = &self.b[self.pos..];
+        self.pos = self.b.len();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> File {
+        File {
+            codec: CodecId::DiffC,
+            model_fp: 0xbeef,
+            channels: 3,
+            width: 768,
+            height: 511,
+            seed: 300,
+            params: Some(vec![1, 2, 3]),
+            body: vec![9; 40],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_small_header() {
+        let f = sample();
+        let b = f.to_bytes();
+        assert_eq!(File::from_bytes(&b).unwrap(), f);
+        let mut g = f.clone();
+        g.params = None;
+        g.seed = 0;
+        assert_eq!(g.overhead(), 2 + 1 + 2 + 1 + 2 + 2 + 1 + 4);
+    }
+
+    #[test]
+    fn golden_bytes() {
+        let mut f = sample();
+        f.body = vec![0xaa, 0x55];
+        let hex: String = f.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, GOLDEN_HEX);
+    }
+    const GOLDEN_HEX: &str = "";
+
+    #[test]
+    fn every_truncation_and_flip_is_an_error() {
+        let b = sample().to_bytes();
+        for n in 0..b.len() {
+            assert!(File::from_bytes(&b[..n]).is_err(), "truncation to {n}");
+        }
+        for i in 0..b.len() {
+            for bit in 0..8 {
+                let mut c = b.clone();
+                c[i] ^= 1 << bit;
+                assert!(File::from_bytes(&c).is_err(), "flip {i}:{bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn varint_overflow_is_an_error() {
+        let b = [0xffu8; 11];
+        assert!(Cursor::new(&b).varint().is_err());
+    }
+}

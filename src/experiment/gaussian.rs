@@ -1,0 +1,276 @@
+//! Theis et al.'s Gaussian analysis, measured with the real codec and real files.
+//!
+//! Data: X ~ N(0, diag(v)), v_i = v0·(i+1)^−γ over `dims` coefficients (a 1/f-like
+//! spectrum), `batch` independent samples per file. The exact denoiser is the model, so the
+//! measured rate and distortion can be checked against closed forms.
+use crate::channel::ChannelKind;
+use crate::channel::pfr::PfrParams;
+use crate::codec::diffc::{DiffC, DiffcParams};
+use crate::codec::{DecodeOptions, DecoderKind, RateTarget};
+use crate::denoiser::gaussian::DiagonalGaussian;
+use crate::denoiser::param::alpha_sigma;
+use crate::image_io::{Image, Shape};
+use crate::rng::{Purpose, Stream};
+use crate::schedule::Schedule;
+use anyhow::Result;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub dims: usize,
+    pub v0: f64,
+    pub gamma: f64,
+    /// Samples per file (the file's "image" is batch × dims values).
+    pub batch: usize,
+    pub files: usize,
+    /// Files on which PFR truncation is diagnosed (8× slower).
+    pub diagnose_files: usize,
+    pub steps: usize,
+    pub lmin: f64,
+    pub lmax: f64,
+    /// Stopping steps (indices into the encoder grid).
+    pub stops: Vec<usize>,
+    pub decode_steps: usize,
+    pub chunk_kl: f64,
+    pub padding: u32,
+}
+
+impl Config {
+    pub fn full() -> Self {
+        Config {
+            dims: 48,
+            v0: 0.25,
+            gamma: 1.5,
+            batch: 256,
+            files: 24,
+            diagnose_files: 2,
+            steps: 60,
+            lmin: -10.0,
+            lmax: 12.0,
+            stops: vec![15, 21, 27, 33, 39, 45, 51, 57, 60],
+            decode_steps: 300,
+            chunk_kl: 10.0,
+            padding: 4,
+        }
+    }
+    /// A small version for CI.
+    pub fn quick() -> Self {
+        Config { batch: 64, files: 3, diagnose_files: 1, stops: vec![27, 39, 51, 60], decode_steps: 150, ..Self::full() }
+    }
+    pub fn variances(&self) -> Vec<f64> {
+        (0..self.dims).map(|i| self.v0 * libm::pow(i as f64 + 1.0, -self.gamma)).collect()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Point {
+    pub stop_step: usize,
+    pub logsnr: f64,
+    /// Per file (batch samples): I(X; Z_t) in bits.
+    pub ideal_bits: f64,
+    /// Σ step KLs actually incurred (bits, per file).
+    pub kl_bits: f64,
+    /// Real file size in bits (container + payload), per file, PFR channel.
+    pub coded_bits: f64,
+    /// Payload bits only (file minus container and step codes), per file.
+    pub payload_bits: f64,
+    /// The same trajectory coded with the UQ and mixed channels (file bits, per file).
+    pub coded_bits_uq: f64,
+    pub mse_a: f64,
+    pub mse_f: f64,
+    pub mse_a_theory: f64,
+    pub mse_f_theory: f64,
+    pub cov_rel_err_a: f64,
+    pub cov_rel_err_f: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub config: Config,
+    pub truncated_chunk_fraction: f64,
+    pub pfr_chunks_diagnosed: usize,
+    pub points: Vec<Point>,
+    pub seconds: f64,
+}
+
+/// Relative Frobenius error of the sample covariance (known zero mean) against diag(v).
+fn cov_rel_err(samples: &[Vec<f32>], v: &[f64]) -> f64 {
+    let d = v.len();
+    let mut c = vec![0.0f64; d * d];
+    let mut n = 0usize;
+    for s in samples {
+        for x in s.chunks_exact(d) {
+            n += 1;
+            for i in 0..d {
+                for j in 0..d {
+                    c[i * d + j] += x[i] as f64 * x[j] as f64;
+                }
+            }
+        }
+    }
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 0..d {
+        for j in 0..d {
+            let t = if i == j { v[i] } else { 0.0 };
+            num += (c[i * d + j] / n as f64 - t).powi(2);
+            den += t * t;
+        }
+    }
+    (num / den).sqrt()
+}
+
+pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
+    let t0 = std::time::Instant::now();
+    let v = cfg.variances();
+    let model = Arc::new(DiagonalGaussian::new(vec![0.0; cfg.dims], v.clone()));
+    let total = cfg.dims * cfg.batch;
+    // a 3×h×w "image" holding batch samples
+    let w = 64.min(total / 3);
+    let shape = Shape::new(3, total / 3 / w, w);
+    assert_eq!(shape.len(), total, "dims·batch must be a multiple of 3·{w}");
+    let params = |channel| DiffcParams {
+        schedule: Schedule::LinearLogSnr { lmin: cfg.lmin, lmax: cfg.lmax },
+        steps: cfg.steps,
+        channel,
+        pfr: PfrParams { chunk_kl: cfg.chunk_kl, padding: cfg.padding, max_log2k: 20 },
+        mixed_threshold: 0.0,
+    };
+    let grid = params(ChannelKind::Pfr).canonical().schedule.grid(cfg.steps);
+    let np = cfg.stops.len();
+    let (mut kl, mut coded, mut payload, mut coded_uq) = (vec![0.0; np], vec![0.0; np], vec![0.0; np], vec![0.0; np]);
+    let mut recon_a: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
+    let mut recon_f: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
+    let (mut se_a, mut se_f) = (vec![0.0; np], vec![0.0; np]);
+    let (mut chunks, mut truncated) = (0usize, 0usize);
+    let bar = crate::codec::diffc::progress_bar(progress, cfg.files, "gaussian");
+    for f in 0..cfg.files {
+        // the data: batch samples of N(0, diag v)
+        let mut s = Stream::new(f as u64, Purpose::Experiment, 1, 0, 0);
+        let x: Vec<f32> = (0..total).map(|i| (s.normal() * v[i % cfg.dims].sqrt()) as f32).collect();
+        let img = Image { shape, data: x.clone() };
+        let mut codec = DiffC::new(model.clone());
+        codec.seed = 1000 + f as u64;
+        codec.params = params(ChannelKind::Pfr);
+        codec.diagnose = f < cfg.diagnose_files;
+        let last = *cfg.stops.iter().max().unwrap();
+        let recs = codec.encode_trace(&img, RateTarget::Step(last), true)?;
+        if codec.diagnose {
+            let st = codec.pfr_stats.lock().unwrap();
+            chunks += st.chunks;
+            truncated += st.truncated;
+        }
+        let mut uq = DiffC::new(model.clone());
+        uq.seed = codec.seed;
+        uq.params = params(ChannelKind::Uq);
+        let recs_uq = uq.encode_trace(&img, RateTarget::Step(last), false)?;
+        for (p, &stop) in cfg.stops.iter().enumerate() {
+            let rec = &recs[stop];
+            kl[p] += recs[1..=stop].iter().map(|r| r.kl_bits).sum::<f64>();
+            coded[p] += rec.file.len() as f64 * 8.0;
+            let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + stop + 1;
+            payload[p] += (rec.file.len() - overhead) as f64 * 8.0;
+            coded_uq[p] += recs_uq[stop].file.len() as f64 * 8.0;
+            // the decoder must rebuild exactly the encoder's latent
+            let (z, l, _, _) = codec.decode_latent(&rec.file)?;
+            anyhow::ensure!(Some(&z) == rec.z.as_ref(), "decoder latent differs from encoder's at stop {stop}");
+            for (kind, out, se) in [(DecoderKind::Sde, &mut recon_a, &mut se_a), (DecoderKind::Ode, &mut recon_f, &mut se_f)] {
+                let xr = codec.reconstruct(&z, l, shape, &DecodeOptions { decoder: kind, steps: Some(cfg.decode_steps), progress: false }, codec.seed)?;
+                se[p] += xr.iter().zip(&x).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>();
+                out[p].push(xr);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let nf = cfg.files as f64;
+    let n_values = nf * total as f64;
+    let points = cfg
+        .stops
+        .iter()
+        .enumerate()
+        .map(|(p, &stop)| {
+            let l = grid[stop];
+            let (a, s) = alpha_sigma(l);
+            let snr = |vi: f64| a * a * vi / (s * s);
+            let ideal: f64 = v.iter().map(|&vi| 0.5 * libm::log2(1.0 + snr(vi))).sum::<f64>() * cfg.batch as f64;
+            let mmse: f64 = v.iter().map(|&vi| vi * s * s / (a * a * vi + s * s)).sum::<f64>() / cfg.dims as f64;
+            let mse_f_th: f64 =
+                v.iter().map(|&vi| 2.0 * vi * (1.0 - (a * a * vi / (a * a * vi + s * s)).sqrt())).sum::<f64>() / cfg.dims as f64;
+            Point {
+                stop_step: stop,
+                logsnr: l,
+                ideal_bits: ideal,
+                kl_bits: kl[p] / nf,
+                coded_bits: coded[p] / nf,
+                payload_bits: payload[p] / nf,
+                coded_bits_uq: coded_uq[p] / nf,
+                mse_a: se_a[p] / n_values,
+                mse_f: se_f[p] / n_values,
+                mse_a_theory: 2.0 * mmse,
+                mse_f_theory: mse_f_th,
+                cov_rel_err_a: cov_rel_err(&recon_a[p], &v),
+                cov_rel_err_f: cov_rel_err(&recon_f[p], &v),
+            }
+        })
+        .collect();
+    Ok(Report {
+        config: cfg.clone(),
+        truncated_chunk_fraction: if chunks > 0 { truncated as f64 / chunks as f64 } else { 0.0 },
+        pfr_chunks_diagnosed: chunks,
+        points,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// An SVG with the rate curves and the MSE curves against theory.
+pub fn plot(r: &Report, path: &std::path::Path) -> Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    let pts = &r.points;
+    let lx = |p: &Point| p.logsnr;
+    let (x0, x1) = (pts.iter().map(lx).fold(f64::MAX, f64::min), pts.iter().map(lx).fold(f64::MIN, f64::max));
+    let ymax = pts.iter().map(|p| p.coded_bits.max(p.coded_bits_uq)).fold(1.0, f64::max);
+    let mut c = ChartBuilder::on(&left)
+        .caption("rate vs stopping log-SNR (bits/file)", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, (1.0..ymax * 1.2).log_scale())?;
+    c.configure_mesh().x_desc("log-SNR").draw()?;
+    for (name, col, f) in [
+        ("ideal I(X;Z)", BLACK, (|p: &Point| p.ideal_bits) as fn(&Point) -> f64),
+        ("Σ step KL", BLUE, |p: &Point| p.kl_bits),
+        ("coded (PFR)", RED, |p: &Point| p.coded_bits),
+        ("coded (UQ)", GREEN, |p: &Point| p.coded_bits_uq),
+    ] {
+        c.draw_series(LineSeries::new(pts.iter().map(|p| (p.logsnr, f(p).max(1.0))), col))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
+    }
+    c.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
+    let ymin = pts.iter().map(|p| p.mse_f.min(p.mse_f_theory)).fold(f64::MAX, f64::min);
+    let ymaxm = pts.iter().map(|p| p.mse_a.max(p.mse_a_theory)).fold(0.0, f64::max);
+    let mut c = ChartBuilder::on(&right)
+        .caption("MSE vs stopping log-SNR", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x0..x1, (ymin * 0.8..ymaxm * 1.2).log_scale())?;
+    c.configure_mesh().x_desc("log-SNR").draw()?;
+    for (name, col, f) in [
+        ("DiffC-A", RED, (|p: &Point| p.mse_a) as fn(&Point) -> f64),
+        ("2·MMSE (theory A)", MAGENTA, |p: &Point| p.mse_a_theory),
+        ("DiffC-F", BLUE, |p: &Point| p.mse_f),
+        ("flow theory (F)", CYAN, |p: &Point| p.mse_f_theory),
+    ] {
+        c.draw_series(LineSeries::new(pts.iter().map(|p| (p.logsnr, f(p))), col))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
+    }
+    c.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! candle networks (U-Net, hyperprior). Leaves: they import nothing else of ours.
+pub mod unet;
