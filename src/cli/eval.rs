@@ -1,0 +1,117 @@
+//! `diffc eval`: realism–distortion evaluation of codecs on a folder of images.
+//!
+//! ```text
+//! diffc eval --data DIR --codecs diffc-f,diffc-a,jpeg,webp,avif,jxl --bpp 0.05,0.1,0.2,0.4 \
+//!            --out DIR [--shard i/n] [--model NAME] [--limit N] [--patch 128] [--features inception]
+//! diffc eval merge --out DIR SHARD_DIR...
+//! ```
+use crate::eval::{self, EvalConfig, FeatureKind};
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// Evaluate codecs: rate (real file sizes), PSNR, MS-SSIM, patch FID/KID; plots and report.
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EvalArgs {
+    #[command(subcommand)]
+    pub command: Option<EvalCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum EvalCommand {
+    /// Union shard output folders into --out and recompute summary, plots and report.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// Merged output folder (may be one of the shards, or already hold merged rows).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Shard output folders (each written by `diffc eval --shard i/n`).
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Folder of .png/.jpg images [default: ~/.cache/diffc/dev24/crop256].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Comma-separated codec names: diffc-f, diffc-a, jpeg, webp, avif, jxl.
+    #[arg(long, value_delimiter = ',', default_value = "diffc-f,diffc-a,jpeg,webp,avif,jxl")]
+    pub codecs: Vec<String>,
+    /// Comma-separated target rates in bits per pixel.
+    #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.4")]
+    pub bpp: Vec<f64>,
+    /// Output folder (results.csv, features/, summary.json, *.svg, report.md). Re-running
+    /// with the same folder resumes: finished rows are kept.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Evaluate only shard i of n (images whose sorted index ≡ i mod n); merge afterwards.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Denoiser model for the DiffC codecs (the codec's default if omitted).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Use only the first N images (sorted by name), before sharding.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// FID/KID patch size: non-overlapping P×P patches, each resized to 299×299.
+    #[arg(long, default_value_t = 128)]
+    pub patch: usize,
+    /// Feature network for FID/KID (`tiny` is a weight-free test mode, not a realism metric).
+    #[arg(long, value_enum, default_value_t = FeatureKind::Inception)]
+    pub features: FeatureKind,
+    /// Inception weights (safetensors from eval/inception/convert.py)
+    /// [default: $DIFFC_INCEPTION or ~/.cache/diffc/inception.safetensors].
+    #[arg(long)]
+    pub inception: Option<PathBuf>,
+    /// Also write every decoded image to OUT/images/CODEC/BPP/NAME.png.
+    #[arg(long)]
+    pub save_images: bool,
+    /// Worker threads over images [default: all cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn default_data() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/diffc/dev24/crop256")
+}
+
+/// Runs `diffc eval` (or `diffc eval merge`).
+pub fn run(args: EvalArgs) -> Result<()> {
+    if let Some(EvalCommand::Merge(m)) = args.command {
+        eval::merge(&m.out, &m.shards)?;
+        eprintln!("merged {} shard(s) into {}", m.shards.len(), m.out.display());
+        return Ok(());
+    }
+    let a = args.run;
+    let Some(out) = a.out else { bail!("diffc eval needs --out DIR") };
+    let shard = a.shard.as_deref().map(eval::parse_shard).transpose()?;
+    let cfg = EvalConfig {
+        data: a.data.unwrap_or_else(default_data),
+        codecs: a.codecs.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        bpp: a.bpp,
+        out: out.clone(),
+        shard,
+        model: a.model,
+        limit: a.limit,
+        patch: a.patch,
+        features: a.features,
+        inception_weights: a.inception,
+        save_images: a.save_images,
+        jobs: a.jobs,
+        progress: !a.quiet,
+    };
+    eval::run(&cfg)?;
+    eprintln!("wrote {}/{{results.csv,summary.json,report.md,*.svg}}", out.display());
+    Ok(())
+}
