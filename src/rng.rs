@@ -235,7 +235,7 @@ mod tests {
         }
         assert_eq!(bits, GOLDEN_NORMALS.to_vec());
     }
-    const GOLDEN_NORMALS: [u64; 3] = [0, 0, 0];
+    const GOLDEN_NORMALS: [u64; 3] = [4606127970925663137, 13813944531990653749, 13830274391711635355];
 
     #[test]
     fn permutation_is_a_permutation() {

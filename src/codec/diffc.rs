@@ -2,7 +2,7 @@
 //! denoise (DiffC-A: SDE, DiffC-F: flow ODE). Orchestration only: the maths lives in
 //! `schedule`, `channel`, `sampler` and the `Denoiser`.
 //!
-//! Body of a `.dfc` file: `varint(stop·3 + channel kind) | stop step-KL codes (1 byte each)
+//! Body of a `.dfc` file: `varint((stop·8 + frac)·3 + channel kind) | step-KL codes (1 byte each)
 //! | range-coded payload`. Non-default settings travel in the container's params.
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::channel::pfr::{Pfr, PfrParams, PfrStats, Scorer};
@@ -42,6 +42,9 @@ impl Default for DiffcParams {
         }
     }
 }
+
+/// The last step may stop at k/FRACTIONS of the way (bisected to fill the --bpp budget).
+pub const FRACTIONS: u32 = 8;
 
 /// Steps with less KL than this (bits) are not sent: both sides sample them from p.
 const FREE_STEP_KL: f64 = 0.01;
@@ -159,10 +162,11 @@ impl DiffC {
         Pfr { params: params.pfr, scorer: self.scorer, diagnose: self.diagnose, stats: self.pfr_stats.clone() }
     }
 
-    fn file(&self, shape: Shape, params: &DiffcParams, stop: usize, codes: &[u8], payload: &[u8]) -> File {
+    /// The file for `stop` full steps plus `frac`/FRACTIONS of the next one.
+    fn file(&self, shape: Shape, params: &DiffcParams, stop: usize, frac: u32, codes: &[u8], payload: &[u8]) -> File {
         let mut body = Vec::with_capacity(payload.len() + codes.len() + 2);
-        put_varint(&mut body, stop as u64 * 3 + params.channel.to_u8() as u64);
-        body.extend_from_slice(&codes[..stop]);
+        put_varint(&mut body, ((stop as u64 * FRACTIONS as u64) + frac as u64) * 3 + params.channel.to_u8() as u64);
+        body.extend_from_slice(&codes[..stop + (frac > 0) as usize]);
         body.extend_from_slice(payload);
         let defaults = DiffcParams { channel: params.channel, ..DiffcParams::default() };
         File {
@@ -196,7 +200,7 @@ impl DiffC {
         Stream::new(self.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
         let mut w = Writer::new();
         let mut codes: Vec<u8> = Vec::new();
-        let empty = self.file(shape, &params, 0, &codes, &[]).to_bytes();
+        let empty = self.file(shape, &params, 0, 0, &codes, &[]).to_bytes();
         if let Some(b) = budget_bytes {
             if empty.len() > b {
                 bail!("a {}-byte budget cannot hold even the {}-byte header; raise --bpp", b, empty.len());
@@ -205,6 +209,23 @@ impl DiffC {
         let mut records = vec![StepRecord { step: 0, logsnr: grid[0], kl_bits: 0.0, channel: None, file: empty, z: trace_z.then(|| z.clone()) }];
         let pfr = self.pfr(&params);
         let bar = progress_bar(self.progress, params.steps, "encode");
+        // One step λ_t → λ_s under step index i, appended to a copy of the writer.
+        let step = |z: &[f32], i: usize, lt: f64, ls: f64, w: &mut Writer| -> Result<(Vec<f32>, u8, f64, Option<ChannelKind>)> {
+            let (mu_p, _, c) = reverse_mean(&*self.model, z, shape, lt, ls)?;
+            let mu_q: Vec<f32> = z.iter().zip(&img.data).map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32).collect();
+            let (_, kl) = offsets_and_kl(&mu_p, &mu_q, c.std());
+            let code = if kl < FREE_STEP_KL { 0 } else { kl_to_code(kl) };
+            let ctx = StepCtx { seed: self.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
+            if code == 0 {
+                return Ok((free_step(&ctx, &mu_p), 0, kl, None));
+            }
+            let kind = params.step_channel(ctx.kl_bits, d);
+            let z = match kind {
+                ChannelKind::Uq => Uq.encode(&ctx, &mu_p, &mu_q, w)?,
+                _ => pfr.encode(&ctx, &mu_p, &mu_q, w)?,
+            };
+            Ok((z, code, kl, Some(kind)))
+        };
         for i in 0..params.steps {
             let (lt, ls) = (grid[i], grid[i + 1]);
             match target {
@@ -212,28 +233,33 @@ impl DiffC {
                 RateTarget::Step(n) if i >= n => break,
                 _ => {}
             }
-            let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, lt, ls)?;
-            let mu_q: Vec<f32> = z.iter().zip(&img.data).map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32).collect();
-            let (_, kl) = offsets_and_kl(&mu_p, &mu_q, c.std());
-            let code = if kl < FREE_STEP_KL { 0 } else { kl_to_code(kl) };
-            let ctx = StepCtx { seed: self.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
-            let (znew, used) = if code == 0 {
-                (free_step(&ctx, &mu_p), None)
-            } else {
-                let kind = params.step_channel(ctx.kl_bits, d);
-                let z = match kind {
-                    ChannelKind::Uq => Uq.encode(&ctx, &mu_p, &mu_q, &mut w)?,
-                    _ => pfr.encode(&ctx, &mu_p, &mu_q, &mut w)?,
-                };
-                (z, Some(kind))
-            };
+            let mut w2 = w.clone();
+            let (znew, code, kl, used) = step(&z, i, lt, ls, &mut w2)?;
             codes.push(code);
-            let file = self.file(shape, &params, i + 1, &codes, &w.clone().finish()).to_bytes();
-            if let Some(b) = budget_bytes {
-                if file.len() > b {
-                    break; // the previous record's file is the output
+            let file = self.file(shape, &params, i + 1, 0, &codes, &w2.clone().finish()).to_bytes();
+            if budget_bytes.is_some_and(|b| file.len() > b) {
+                codes.pop();
+                // The full step does not fit: bisect for the largest fraction of it that does.
+                let (mut lo, mut hi, mut best) = (0u32, FRACTIONS, None);
+                while hi - lo > 1 {
+                    let f = (lo + hi) / 2;
+                    let lf = lt + (ls - lt) * f as f64 / FRACTIONS as f64;
+                    let mut w3 = w.clone();
+                    let (zf, code, kl, used) = step(&z, i, lt, lf, &mut w3)?;
+                    codes.push(code);
+                    let file = self.file(shape, &params, i, f, &codes, &w3.finish()).to_bytes();
+                    codes.pop();
+                    if budget_bytes.is_some_and(|b| file.len() > b) {
+                        hi = f;
+                    } else {
+                        lo = f;
+                        best = Some(StepRecord { step: i + 1, logsnr: lf, kl_bits: kl, channel: used, file, z: trace_z.then(|| zf) });
+                    }
                 }
+                records.extend(best);
+                break;
             }
+            w = w2;
             z = znew;
             records.push(StepRecord { step: i + 1, logsnr: ls, kl_bits: kl, channel: used, file, z: trace_z.then(|| z.clone()) });
             bar.inc(1);
@@ -264,23 +290,29 @@ impl DiffC {
         let mut cur = Cursor::new(&f.body);
         let head = cur.varint()?;
         let channel = ChannelKind::from_u8((head % 3) as u8)?;
-        let stop = (head / 3) as usize;
+        let stop = (head / 3 / FRACTIONS as u64) as usize;
+        let frac = (head / 3 % FRACTIONS as u64) as u32;
         let params = match &f.params {
             Some(p) => DiffcParams::from_bytes(p, channel)?,
             None => DiffcParams { channel, ..DiffcParams::default() },
         };
-        if stop > params.steps {
+        if stop > params.steps || (stop == params.steps && frac > 0) {
             bail!("corrupt file: stopping step {stop} beyond the {}-step schedule", params.steps);
         }
-        let codes = cur.take(stop)?.to_vec();
+        let codes = cur.take(stop + (frac > 0) as usize)?.to_vec();
         let mut r = Reader::new(cur.rest())?;
-        let grid = params.schedule.grid(params.steps);
+        let mut grid = params.schedule.grid(params.steps);
+        grid.truncate(stop + 1);
+        if frac > 0 {
+            let (lt, ls) = (grid[stop], params.schedule.grid(params.steps)[stop + 1]);
+            grid.push(lt + (ls - lt) * frac as f64 / FRACTIONS as f64);
+        }
         let d = shape.len();
         let mut z = vec![0f32; d];
         Stream::new(f.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
         let me = DiffC { seed: f.seed, ..self.shallow() };
         let pfr = me.pfr(&params);
-        let bar = progress_bar(self.progress, stop, "latent");
+        let bar = progress_bar(self.progress, codes.len(), "latent");
         for (i, &code) in codes.iter().enumerate() {
             let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
             let ctx = StepCtx { seed: f.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
@@ -295,7 +327,7 @@ impl DiffC {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        Ok((z, grid[stop], shape, params))
+        Ok((z, *grid.last().unwrap(), shape, params))
     }
 
     fn shallow(&self) -> DiffC {

@@ -168,7 +168,9 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
             let rec = &recs[stop];
             kl[p] += recs[1..=stop].iter().map(|r| r.kl_bits).sum::<f64>();
             coded[p] += rec.file.len() as f64 * 8.0;
-            let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + stop + 1;
+            let mut head = Vec::new();
+            crate::container::put_varint(&mut head, stop as u64 * crate::codec::diffc::FRACTIONS as u64 * 3);
+            let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + stop + head.len();
             payload[p] += (rec.file.len() - overhead) as f64 * 8.0;
             coded_uq[p] += recs_uq[stop].file.len() as f64 * 8.0;
             // the decoder must rebuild exactly the encoder's latent
