@@ -5,7 +5,9 @@
 //! - `webp`: Debian `webp` tools, `cwebp -q Q -m 6` / `dwebp` (Q continuous 0–100).
 //! - `avif`: Debian `libavif-bin`, `avifenc --min Q --max Q -s 6 -y 420` / `avifdec`
 //!   (quantizer 0–63, integer).
-//! - `jxl`: Debian `libjxl-tools`, `cjxl -d D -e 7` / `djxl` (distance continuous 0.05–25).
+//! - `jxl`: Debian `libjxl-tools`, `cjxl -d D -e 7` / `djxl` (distance continuous 0.05–25);
+//!   targets below what distance 25 reaches are searched again with `--resampling=2` (then 4),
+//!   the codestream's own downsampling (`param` then reads 100·r + p).
 //!
 //! `eval/setup.sh` installs the Debian tools. The search (see [`search_rate`]) bisects the
 //! setting; among the tried settings it keeps the largest file not above the target if that
@@ -168,13 +170,19 @@ impl Baseline {
                 c.args(["-s", "6", "-j", "1", "-y", "420", "--min", &q.to_string(), "--max", &q.to_string()]).arg(i).arg(o);
                 c
             }),
-            Baseline::Jxl => external_encode(png, "jxl", |i, o| {
-                let d = (-p).exp();
-                let mut c = Command::new("cjxl");
-                c.arg(i).arg(o).args(["--quiet", "-e", "7", "-d", &format!("{d:.5}")]);
-                c
-            }),
+            Baseline::Jxl => self.jxl_at(png, p, 1),
         }
+    }
+
+    /// `cjxl` at distance `e^{−p}`, with the codestream's own 2× or 4× resampling when
+    /// `resampling > 1` (how libjxl reaches rates below its distance range).
+    fn jxl_at(&self, png: &[u8], p: f64, resampling: u32) -> Result<Vec<u8>> {
+        external_encode(png, "jxl", |i, o| {
+            let d = (-p).exp();
+            let mut c = Command::new("cjxl");
+            c.arg(i).arg(o).args(["--quiet", "-e", "7", "-d", &format!("{d:.5}"), &format!("--resampling={resampling}")]);
+            c
+        })
     }
 
     /// `(lo, hi, integer, bisection steps)` of the searched parameter.
@@ -193,7 +201,23 @@ impl Baseline {
         let tb = target_bytes(img, target)?;
         let png = image_io::encode_png(img)?;
         let (lo, hi, int, iters) = self.range();
-        search_rate(tb, lo, hi, int, iters, |p| self.encode_at(img, &png, p))
+        let first = search_rate(tb, lo, hi, int, iters, |p| self.encode_at(img, &png, p))?;
+        if *self == Baseline::Jxl && first.bytes.len() as f64 > (1.0 + super::RATE_TOLERANCE) * tb {
+            // Below its distance range: let the codestream downsample 2× (then 4×).
+            let mut best = first;
+            for r in [2u32, 4] {
+                let s = search_rate(tb, lo, hi, int, iters, |p| self.jxl_at(&png, p, r))?;
+                let err = |b: &Searched| (b.bytes.len().max(1) as f64 / tb).ln().abs();
+                if err(&s) < err(&best) {
+                    best = Searched { bytes: s.bytes, param: s.param + 100.0 * r as f64 };
+                }
+                if best.bytes.len() as f64 <= (1.0 + super::RATE_TOLERANCE) * tb {
+                    break;
+                }
+            }
+            return Ok(best);
+        }
+        Ok(first)
     }
 }
 

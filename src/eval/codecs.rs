@@ -9,24 +9,36 @@ use anyhow::{Result, bail};
 
 pub const KNOWN: &[&str] = &["diffc-f", "diffc-a", "jpeg", "webp", "avif", "jxl"];
 
+/// A codec ready for the harness.
+pub struct Made {
+    pub codec: Box<dyn Codec>,
+    pub opts: DecodeOptions,
+    /// Codecs with the same key produce the same bitstream (DiffC-F and DiffC-A share the
+    /// encoder and differ only in decoding), so the harness encodes once per image × target.
+    pub encoder_key: String,
+}
+
 /// Builds the codec called `name` and the decode options the harness uses with it.
-pub fn make(name: &str, model: Option<&str>) -> Result<(Box<dyn Codec>, DecodeOptions)> {
+pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
     if let Some(b) = Baseline::from_name(name) {
-        return Ok((Box::new(b), DecodeOptions::default()));
+        return Ok(Made { codec: Box::new(b), opts: DecodeOptions::default(), encoder_key: name.to_string() });
     }
     let decoder = match name {
         "diffc-f" => DecoderKind::Ode,
         "diffc-a" => DecoderKind::Sde,
         _ => bail!("unknown codec `{name}` (known: {})", KNOWN.join(", ")),
     };
-    let codec = make_diffc(model)?;
-    Ok((codec, DecodeOptions { decoder, steps: None, progress: false }))
+    let model = model.unwrap_or(crate::denoiser::DEFAULT_MODEL);
+    Ok(Made {
+        codec: make_diffc(model)?,
+        opts: DecodeOptions { decoder, steps: None, progress: false },
+        encoder_key: format!("diffc:{model}"),
+    })
 }
 
 /// DiffC with the CLI's defaults (seed 0, default parameters) over `model`
-/// ([`crate::denoiser::DEFAULT_MODEL`] if `None`), on the CPU.
-fn make_diffc(model: Option<&str>) -> Result<Box<dyn Codec>> {
-    let name = model.unwrap_or(crate::denoiser::DEFAULT_MODEL);
-    let m = crate::denoiser::load(name, &candle_core::Device::Cpu)?;
+/// on the CPU.
+fn make_diffc(model: &str) -> Result<Box<dyn Codec>> {
+    let m = crate::denoiser::load(model, &candle_core::Device::Cpu)?;
     Ok(Box::new(crate::codec::diffc::DiffC::new(m)))
 }

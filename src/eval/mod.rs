@@ -273,11 +273,8 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     };
     check_run_info(&cfg.out, &info)?;
 
-    let codecs: Vec<(String, Box<dyn Codec>, DecodeOptions)> = cfg
-        .codecs
-        .iter()
-        .map(|n| codecs::make(n, cfg.model.as_deref()).map(|(c, o)| (n.clone(), c, o)))
-        .collect::<Result<_>>()?;
+    let codecs: Vec<(String, codecs::Made)> =
+        cfg.codecs.iter().map(|n| codecs::make(n, cfg.model.as_deref()).map(|m| (n.clone(), m))).collect::<Result<_>>()?;
 
     let csv_path = cfg.out.join("results.csv");
     let existing = read_rows(&csv_path)?;
@@ -298,7 +295,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     for (ii, p) in images.iter().enumerate() {
         let name = image_name(p);
         let mut jobs = Vec::new();
-        for (ci, (cname, _, _)) in codecs.iter().enumerate() {
+        for (ci, (cname, _)) in codecs.iter().enumerate() {
             for &t in &cfg.bpp {
                 if !done.contains(&(name.clone(), cname.clone(), fmt_bpp(t))) {
                     jobs.push((ci, t));
@@ -335,9 +332,11 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                         write_features(&rp, &ex.extract(&patches(&img, cfg.patch))?)?;
                     }
                 }
+                let mut enc_cache: BTreeMap<(String, u64), (Vec<u8>, f64)> = BTreeMap::new();
                 for &(ci, t) in jobs {
-                    let (cname, codec, dopts) = &codecs[ci];
-                    let r = eval_row(cfg, &img, &name, cname, codec.as_ref(), dopts, t, extractor.as_deref());
+                    let (cname, made) = &codecs[ci];
+                    let key = (made.encoder_key.clone(), t.to_bits());
+                    let r = eval_row(cfg, &img, &name, cname, made, t, extractor.as_deref(), &mut enc_cache, key);
                     match r {
                         Ok(row) => {
                             use std::io::Write;
@@ -389,14 +388,23 @@ fn eval_row(
     img: &Image,
     name: &str,
     cname: &str,
-    codec: &dyn Codec,
-    dopts: &DecodeOptions,
+    made: &codecs::Made,
     target: f64,
     extractor: Option<&dyn FeatureExtractor>,
+    enc_cache: &mut BTreeMap<(String, u64), (Vec<u8>, f64)>,
+    key: (String, u64),
 ) -> Result<Row> {
-    let t0 = Instant::now();
-    let bytes = codec.encode(img, RateTarget::Bpp(target))?;
-    let enc_s = t0.elapsed().as_secs_f64();
+    let (codec, dopts): (&dyn Codec, &DecodeOptions) = (made.codec.as_ref(), &made.opts);
+    let (bytes, enc_s) = match enc_cache.get(&key) {
+        Some(hit) => hit.clone(),
+        None => {
+            let t0 = Instant::now();
+            let bytes = codec.encode(img, RateTarget::Bpp(target))?;
+            let v = (bytes, t0.elapsed().as_secs_f64());
+            enc_cache.insert(key, v.clone());
+            v
+        }
+    };
     let t1 = Instant::now();
     let mut dec = codec.decode(&bytes, dopts)?;
     let dec_s = t1.elapsed().as_secs_f64();

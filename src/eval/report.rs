@@ -215,13 +215,15 @@ fn markdown(s: &Summary, rows: &[Row], plots: &[&str]) -> String {
     } else {
         let _ = writeln!(
             md,
-            "FID/KID: features `{}`; every image cut into non-overlapping {0}×{0} patches \
-             (remainder dropped), each resized bilinearly to the network input; decoded patches \
-             vs the originals' patches, pooled over all images. KID: {}. Patch FID over a few \
-             hundred patches is biased upwards; compare codecs with each other, and prefer KID.\n",
-            p.patch, p.kid_estimator
+            "FID/KID: feature network `{feat}`; every image cut into non-overlapping {ps}×{ps} \
+             patches (remainder dropped), each resized bilinearly (half-pixel centres, no \
+             antialiasing) to the network input; decoded patches vs the same images' original \
+             patches, pooled over all images. KID: {kid}. Patch FID over a few hundred patches \
+             is biased upwards; compare codecs with each other, and prefer KID.\n",
+            feat = p.features,
+            ps = p.patch,
+            kid = p.kid_estimator
         );
-        let _ = writeln!(md, "(feature network: `{}`)\n", p.features);
     }
     let _ = writeln!(
         md,
