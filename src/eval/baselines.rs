@@ -6,7 +6,7 @@
 //! - `avif`: Debian `libavif-bin`, `avifenc --min Q --max Q -s 6 -y 420` / `avifdec`
 //!   (quantizer 0–63, integer).
 //! - `jxl`: Debian `libjxl-tools`, `cjxl -d D -e 7` / `djxl` (distance continuous 0.05–25);
-//!   targets below what distance 25 reaches are searched again with `--resampling=2` (then 4),
+//!   targets below what distance 25 reaches are searched again with `--resampling=4` (then 8),
 //!   the codestream's own downsampling (`param` then reads 100·r + p).
 //!
 //! `eval/setup.sh` installs the Debian tools. The search (see [`search_rate`]) bisects the
@@ -174,7 +174,7 @@ impl Baseline {
         }
     }
 
-    /// `cjxl` at distance `e^{−p}`, with the codestream's own 2× or 4× resampling when
+    /// `cjxl` at distance `e^{−p}`, with the codestream's own 4× or 8× resampling when
     /// `resampling > 1` (how libjxl reaches rates below its distance range).
     fn jxl_at(&self, png: &[u8], p: f64, resampling: u32) -> Result<Vec<u8>> {
         external_encode(png, "jxl", |i, o| {
@@ -203,9 +203,10 @@ impl Baseline {
         let (lo, hi, int, iters) = self.range();
         let first = search_rate(tb, lo, hi, int, iters, |p| self.encode_at(img, &png, p))?;
         if *self == Baseline::Jxl && first.bytes.len() as f64 > (1.0 + super::RATE_TOLERANCE) * tb {
-            // Below its distance range: let the codestream downsample 2× (then 4×).
+            // Below its distance range: let the codestream downsample 4× (then 8×).
+            // (cjxl 0.7 rejects --resampling=2 although its help lists it.)
             let mut best = first;
-            for r in [2u32, 4] {
+            for r in [4u32, 8] {
                 let s = search_rate(tb, lo, hi, int, iters, |p| self.jxl_at(&png, p, r))?;
                 let err = |b: &Searched| (b.bytes.len().max(1) as f64 / tb).ln().abs();
                 if err(&s) < err(&best) {

@@ -347,7 +347,11 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                         }
                         Err(e) => {
                             let msg = format!("{name} × {cname} @ {t} bpp: {e:#}");
-                            bar.println(format!("error: {msg}"));
+                            if bar.is_hidden() {
+                    eprintln!("error: {msg}");
+                } else {
+                    bar.println(format!("error: {msg}"));
+                }
                             errors.lock().unwrap().push(msg);
                         }
                     }
@@ -357,7 +361,11 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
             })();
             if let Err(e) = res {
                 let msg = format!("{name}: {e:#}");
-                bar.println(format!("error: {msg}"));
+                if bar.is_hidden() {
+                    eprintln!("error: {msg}");
+                } else {
+                    bar.println(format!("error: {msg}"));
+                }
                 errors.lock().unwrap().push(msg);
             }
         })
@@ -374,6 +382,10 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     let mut uniq = BTreeSet::new();
     rows.retain(|r| uniq.insert(r.key()));
     write_rows(&csv_path, &rows)?;
+    // The aggregates cover this run's images (after --limit/--shard); rows of other images
+    // left in the folder by earlier runs stay in results.csv (and count in a merge).
+    let selected: BTreeSet<String> = images.iter().map(|p| image_name(p)).collect();
+    let rows: Vec<Row> = rows.into_iter().filter(|r| selected.contains(&r.image)).collect();
     report::write_all(&cfg.out, &info, &rows)?;
     let errors = errors.into_inner().unwrap();
     if !errors.is_empty() {
