@@ -35,7 +35,7 @@ pub struct Args {
     /// PFR: most KL bits per chunk (default 6).
     #[arg(long)]
     pub chunk_kl: Option<f64>,
-    /// PFR: extra candidate bits per chunk (default 3).
+    /// PFR: extra candidate bits per chunk (default 6; 4 above 256×256 pixels).
     #[arg(long)]
     pub padding: Option<u32>,
     /// No progress bars.
@@ -68,7 +68,7 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let dev = device.open()?;
     let model = crate::denoiser::load(&a.model, &dev)?;
     let mut codec = DiffC::new(model);
-    let mut p = DiffcParams { channel: a.channel, ..DiffcParams::default() };
+    let mut p = DiffcParams { channel: a.channel, ..DiffcParams::for_shape(img.shape) };
     if let Some(s) = a.steps {
         if !(1..=4096).contains(&s) {
             bail!("--steps must be in 1..=4096");

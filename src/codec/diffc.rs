@@ -37,11 +37,15 @@ impl Default for DiffcParams {
             schedule: Schedule::LinearLogSnr { lmin: -10.0, lmax: 14.0 },
             steps: 24,
             channel: ChannelKind::Mixed,
-            pfr: PfrParams { chunk_kl: 6.0, padding: 3, max_log2k: 20 },
+            pfr: PfrParams { chunk_kl: 6.0, padding: 6, max_log2k: 20 },
             mixed_threshold: 0.05,
         }
     }
 }
+
+/// Above this many dimensions the default PFR padding drops from 6 to 4 bits: PFR time is
+/// K·D per step, so large photos trade some truncation bias for a 4× faster encoder.
+pub const LARGE_IMAGE_DIMS: usize = 3 * 256 * 256;
 
 /// The last step may stop at k/FRACTIONS of the way (bisected to fill the --bpp budget).
 pub const FRACTIONS: u32 = 8;
@@ -53,6 +57,15 @@ pub const DECODE_LMAX: f64 = 14.0;
 pub const DEFAULT_DECODE_STEPS: usize = 24;
 
 impl DiffcParams {
+    /// The version-1 defaults for an image of `shape` (what a file without params means).
+    pub fn for_shape(shape: Shape) -> Self {
+        let mut p = Self::default();
+        if shape.len() > LARGE_IMAGE_DIMS {
+            p.pfr.padding = 4;
+        }
+        p
+    }
+
     fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::new();
         let (kind, lmin, lmax) = match self.schedule {
@@ -168,7 +181,7 @@ impl DiffC {
         put_varint(&mut body, ((stop as u64 * FRACTIONS as u64) + frac as u64) * 3 + params.channel.to_u8() as u64);
         body.extend_from_slice(&codes[..stop + (frac > 0) as usize]);
         body.extend_from_slice(payload);
-        let defaults = DiffcParams { channel: params.channel, ..DiffcParams::default() };
+        let defaults = DiffcParams { channel: params.channel, ..DiffcParams::for_shape(shape) };
         File {
             codec: CodecId::DiffC,
             model_fp: self.model.fingerprint() as u16,
@@ -188,7 +201,11 @@ impl DiffC {
         if shape.c != 3 {
             bail!("DiffC codes 3-channel images");
         }
-        let params = self.params.canonical();
+        let params = if self.params == (DiffcParams { channel: self.params.channel, ..DiffcParams::default() }) {
+            DiffcParams { channel: self.params.channel, ..DiffcParams::for_shape(shape) }
+        } else {
+            self.params.canonical()
+        };
         let grid = params.schedule.grid(params.steps);
         let d = shape.len();
         let budget_bytes = match target {
@@ -294,7 +311,7 @@ impl DiffC {
         let frac = (head / 3 % FRACTIONS as u64) as u32;
         let params = match &f.params {
             Some(p) => DiffcParams::from_bytes(p, channel)?,
-            None => DiffcParams { channel, ..DiffcParams::default() },
+            None => DiffcParams { channel, ..DiffcParams::for_shape(shape) },
         };
         if stop > params.steps || (stop == params.steps && frac > 0) {
             bail!("corrupt file: stopping step {stop} beyond the {}-step schedule", params.steps);

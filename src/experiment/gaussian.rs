@@ -41,22 +41,22 @@ impl Config {
         Config {
             dims: 48,
             v0: 0.25,
-            gamma: 1.5,
-            batch: 256,
-            files: 24,
-            diagnose_files: 2,
-            steps: 60,
-            lmin: -10.0,
+            gamma: 2.5,
+            batch: 128,
+            files: 16,
+            diagnose_files: 1,
+            steps: 160,
+            lmin: -8.0,
             lmax: 12.0,
-            stops: vec![15, 21, 27, 33, 39, 45, 51, 57, 60],
+            stops: vec![48, 64, 80, 96, 112, 128, 144, 160],
             decode_steps: 300,
-            chunk_kl: 10.0,
+            chunk_kl: 8.0,
             padding: 4,
         }
     }
     /// A small version for CI.
     pub fn quick() -> Self {
-        Config { batch: 64, files: 3, diagnose_files: 1, stops: vec![27, 39, 51, 60], decode_steps: 150, ..Self::full() }
+        Config { batch: 64, files: 2, diagnose_files: 0, steps: 40, stops: vec![20, 30, 40], decode_steps: 60, ..Self::full() }
     }
     pub fn variances(&self) -> Vec<f64> {
         (0..self.dims).map(|i| self.v0 * libm::pow(i as f64 + 1.0, -self.gamma)).collect()

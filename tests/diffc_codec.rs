@@ -1,0 +1,143 @@
+//! DiffC end to end on the built-in spectrum model: the decoder must rebuild exactly the
+//! encoder's latent, files respect their budget, and no corrupt file makes the decoder panic.
+use diffc::channel::ChannelKind;
+use diffc::codec::diffc::{DiffC, DiffcParams};
+use diffc::codec::{Codec, DecodeOptions, DecoderKind, RateTarget};
+use diffc::image_io::{Image, Shape};
+use diffc::rng::{Purpose, Stream};
+use std::sync::Arc;
+
+/// A smooth, photo-like test image (gradients + texture), any size.
+fn test_image(h: usize, w: usize, seed: u64) -> Image {
+    let mut s = Stream::new(seed, Purpose::Experiment, 9, 0, 0);
+    let shape = Shape::new(3, h, w);
+    let mut data = vec![0f32; shape.len()];
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                let v = 0.5 * ((x as f32 / w as f32) * (c as f32 + 1.0)).sin() - 0.3 * (y as f32 / h as f32) + 0.1 * s.normal() as f32;
+                data[c * h * w + y * w + x] = v.clamp(-1.0, 1.0);
+            }
+        }
+    }
+    let mut img = Image { shape, data };
+    img.quantize_u8();
+    img
+}
+
+fn codec(channel: ChannelKind) -> DiffC {
+    let mut c = DiffC::new(Arc::new(diffc::denoiser::gauss_spectrum().unwrap()));
+    c.params = DiffcParams { channel, ..DiffcParams::default() };
+    c.seed = 42;
+    c
+}
+
+fn pool(n: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()
+}
+
+#[test]
+fn decoder_rebuilds_the_encoders_latent_for_every_channel_and_thread_count() {
+    let img = test_image(21, 34, 1);
+    for channel in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
+        let c = codec(channel);
+        let enc = |threads| pool(threads).install(|| c.encode_trace(&img, RateTarget::Bpp(1.5), true).unwrap());
+        let (r1, r2) = (enc(1), enc(2));
+        let last = r1.last().unwrap();
+        assert!(last.step >= 3, "{channel:?}: only {} steps", last.step);
+        assert_eq!(last.file, r2.last().unwrap().file, "{channel:?}: files differ between 1 and 2 threads");
+        for threads in [1, 2] {
+            let (z, l, shape, _) = pool(threads).install(|| c.decode_latent(&last.file).unwrap());
+            assert_eq!(shape, img.shape);
+            assert_eq!(l, last.logsnr);
+            assert_eq!(Some(&z), last.z.as_ref(), "{channel:?}: latent differs ({threads} threads)");
+        }
+        if channel == ChannelKind::Mixed {
+            let used: Vec<_> = r1.iter().filter_map(|r| r.channel).collect();
+            assert!(used.contains(&ChannelKind::Pfr) && used.contains(&ChannelKind::Uq), "mixed used {used:?}");
+        }
+    }
+}
+
+#[test]
+fn files_never_exceed_the_budget_and_more_bits_means_less_error() {
+    let img = test_image(32, 48, 2);
+    let c = codec(ChannelKind::Mixed);
+    let mut last_mse = f64::INFINITY;
+    for bpp in [0.1, 0.5, 2.0] {
+        let bytes = c.encode(&img, RateTarget::Bpp(bpp)).unwrap();
+        let got = bytes.len() as f64 * 8.0 / (32.0 * 48.0);
+        assert!(got <= bpp, "{got} > {bpp}");
+        assert!(got >= 0.6 * bpp, "budget badly used: {got} for {bpp}");
+        let out = c.decode(&bytes, &DecodeOptions { decoder: DecoderKind::Ode, steps: Some(10), progress: false }).unwrap();
+        let mse = out.data.iter().zip(&img.data).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / img.data.len() as f64;
+        assert!(mse < last_mse, "mse {mse} at {bpp} bpp not below {last_mse}");
+        last_mse = mse;
+    }
+    assert!(c.encode(&img, RateTarget::Bpp(0.001)).is_err(), "a budget below the header must be refused");
+}
+
+#[test]
+fn both_decoders_are_deterministic_and_differ() {
+    let img = test_image(16, 24, 3);
+    let c = codec(ChannelKind::Mixed);
+    let bytes = c.encode(&img, RateTarget::Bpp(1.0)).unwrap();
+    let dec = |k| c.decode(&bytes, &DecodeOptions { decoder: k, steps: Some(8), progress: false }).unwrap();
+    assert_eq!(dec(DecoderKind::Sde), dec(DecoderKind::Sde));
+    assert_eq!(dec(DecoderKind::Ode), dec(DecoderKind::Ode));
+    assert_ne!(dec(DecoderKind::Sde), dec(DecoderKind::Ode));
+}
+
+/// Every truncation and 1,000 random byte flips give an error or a decode, never a panic.
+#[test]
+fn truncations_and_byte_flips_never_panic() {
+    let img = test_image(12, 17, 4);
+    for channel in [ChannelKind::Pfr, ChannelKind::Uq] {
+        let c = codec(channel);
+        let bytes = c.encode(&img, RateTarget::Bpp(2.0)).unwrap();
+        let opts = DecodeOptions { decoder: DecoderKind::Ode, steps: Some(2), progress: false };
+        let try_decode = |b: &[u8]| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.decode(b, &opts).is_ok()));
+        for n in 0..bytes.len() {
+            assert_eq!(try_decode(&bytes[..n]).expect("panic on truncation"), false, "truncated file {n} decoded");
+        }
+        let mut s = Stream::new(5, Purpose::Experiment, 0, 0, 0);
+        let mut ok = 0;
+        for _ in 0..1000 {
+            let mut b = bytes.clone();
+            let i = s.below(b.len() as u64) as usize;
+            b[i] ^= 1 + s.below(255) as u8;
+            ok += try_decode(&b).expect("panic on a flipped byte") as usize;
+        }
+        assert!(ok < 10, "{ok} corrupted files passed the checksum");
+    }
+}
+
+/// Flips that keep the checksum valid (we recompute it) must still be errors or decodes.
+#[test]
+fn corrupt_bodies_with_valid_checksums_never_panic() {
+    let img = test_image(12, 17, 6);
+    let c = codec(ChannelKind::Mixed);
+    let bytes = c.encode(&img, RateTarget::Bpp(2.0)).unwrap();
+    let opts = DecodeOptions { decoder: DecoderKind::Ode, steps: Some(1), progress: false };
+    let mut s = Stream::new(7, Purpose::Experiment, 0, 0, 0);
+    for _ in 0..300 {
+        let mut b = bytes[..bytes.len() - 4].to_vec();
+        let i = 6 + s.below((b.len() - 6) as u64) as usize;
+        b[i] ^= 1 + s.below(255) as u8;
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.decode(&b, &opts).map(|_| ())));
+        assert!(r.is_ok(), "panic on a corrupt body at byte {i}");
+    }
+}
+
+#[test]
+fn wrong_model_is_refused() {
+    let img = test_image(8, 8, 8);
+    let c = codec(ChannelKind::Mixed);
+    let bytes = c.encode(&img, RateTarget::Bpp(2.0)).unwrap();
+    let other = diffc::denoiser::gaussian::DiagonalGaussian::new(vec![0.0], vec![0.1]);
+    let d = DiffC::new(Arc::new(other));
+    let err = d.decode(&bytes, &DecodeOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("wrong model"), "{err}");
+}
