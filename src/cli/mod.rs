@@ -2,6 +2,7 @@
 mod bench;
 mod decode;
 mod encode;
+mod eval;
 mod experiment;
 mod info;
 
@@ -27,6 +28,8 @@ enum Command {
     Decode(decode::Args),
     /// Show what a .dfc file holds.
     Info(info::Args),
+    /// Realism–distortion evaluation of codecs on a folder of images (and `eval merge`).
+    Eval(eval::EvalArgs),
     /// Research experiments measured with the real codec.
     #[command(subcommand)]
     Experiment(experiment::Cmd),
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => encode::run(a, cli.device),
         Command::Decode(a) => decode::run(a, cli.device),
         Command::Info(a) => info::run(a, cli.device),
+        Command::Eval(a) => eval::run(a),
         Command::Experiment(c) => experiment::run(c),
         Command::Bench(c) => bench::run(c),
     };
