@@ -38,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -45,8 +46,7 @@ from PIL import Image
 import jax
 import jax.numpy as jnp
 import optax
-from safetensors.numpy import load_file, save_file
-from safetensors import safe_open
+from safetensors.numpy import load as st_load, save_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_KEY = "diffc_unet_config"
@@ -59,6 +59,8 @@ def default_config(args):
         "arch": "diffc-unet-v1",
         "in_channels": 3,
         "patch": args.patch,
+        "input_fourier": not args.no_input_fourier,
+        "fourier_gate_logsnr": 6.0,
         "channels": [int(c) for c in args.channels.split(",")],
         "num_res_blocks": [int(n) for n in args.num_res.split(",")],
         "groups": args.groups,
@@ -112,7 +114,7 @@ def init_params(cfg, seed):
     lin("temb.lin2", E, E)
     ch, nres = cfg["channels"], cfg["num_res_blocks"]
     pc = cfg["in_channels"] * cfg["patch"] ** 2
-    conv("conv_in", pc, ch[0], 3)
+    conv("conv_in", pc * (3 if cfg.get("input_fourier") else 1), ch[0], 3)
     for prefix, cin, cout in resblock_names(cfg):
         norm(prefix + ".norm1", cin)
         conv(prefix + ".conv1", cin, cout, 3)
@@ -176,6 +178,23 @@ def embed_logsnr(p, logsnr):
     return jax.nn.silu(_lin(p, "temb.lin2", e))
 
 
+def input_features(cfg, z, logsnr):
+    """[z, g·sin 2πr, g·cos 2πr] with r = frac((z + 1)·127.5): the phase of z on the 8-bit grid.
+
+    At high log-SNR the noise is smaller than a quantisation step, and these features let
+    the network read ε off the grid (VDM's input Fourier features). The gate
+    g = sigmoid(λ − fourier_gate_logsnr) mutes them where they are pure noise. All ops are
+    exact or range-reduced in f32 so that candle reproduces them.
+    """
+    if not cfg.get("input_fourier"):
+        return z
+    u = (z + 1.0) * 127.5
+    r = u - jnp.floor(u)
+    arg = r * jnp.float32(2 * math.pi)
+    g = jax.nn.sigmoid(logsnr - cfg["fourier_gate_logsnr"])[:, None, None, None]
+    return jnp.concatenate([z, jnp.sin(arg) * g, jnp.cos(arg) * g], axis=-1)
+
+
 def unet_apply(p, cfg, z, logsnr):
     """z: (B, H, W, 3) NHWC, H and W multiples of 2^(levels−1); logsnr: (B,). Returns v̂."""
     ch, nres = cfg["channels"], cfg["num_res_blocks"]
@@ -183,8 +202,10 @@ def unet_apply(p, cfg, z, logsnr):
     emb = embed_logsnr(p, logsnr)
     P = cfg["patch"]
     B, H, W, C = z.shape
+    z = input_features(cfg, z, logsnr)
     if P > 1:  # space-to-depth; channel index = c·P² + dy·P + dx (as a CHW reshape gives)
-        z = z.reshape(B, H // P, P, W // P, P, C).transpose(0, 1, 3, 5, 2, 4).reshape(B, H // P, W // P, C * P * P)
+        Ci = z.shape[-1]
+        z = z.reshape(B, H // P, P, W // P, P, Ci).transpose(0, 1, 3, 5, 2, 4).reshape(B, H // P, W // P, Ci * P * P)
     h = _conv(p, "conv_in", z)
     skips = []
     for l in range(L):
@@ -425,10 +446,15 @@ def save_checkpoint(path, p, cfg, extra_meta):
 
 
 def load_checkpoint(path):
-    with safe_open(path, framework="numpy") as f:
-        meta = f.metadata()
+    with open(path, "rb") as fh:
+        return load_checkpoint_bytes(fh.read())
+
+
+def load_checkpoint_bytes(raw):
+    n = int.from_bytes(raw[:8], "little")
+    meta = json.loads(raw[8:8 + n]).get("__metadata__", {})
     cfg = json.loads(meta[CONFIG_KEY])
-    p = {k: jnp.asarray(v) for k, v in load_file(path).items()}
+    p = {k: jnp.asarray(v) for k, v in st_load(raw).items()}
     return p, cfg, meta
 
 
@@ -439,14 +465,17 @@ def param_count(p):
 def write_fixture(ckpt, out):
     """Inputs and JAX outputs for the Rust parity tests.
 
-    `z`/`logsnr`/`v`: the raw network on a 20×28 input at three λ.
+    `z`/`logsnr`/`v`: the raw network on a (3m)×(5m) input (m = the size multiple) at three λ.
     `pad_z`/`pad_logsnr`/`pad_x`: the denoiser adapter path on a 3×13×17 input: reflect-pad
-    bottom/right to a multiple of 4, run, crop back, x̂ = clip(α z − σ v̂, −1, 1).
+    bottom/right to the size multiple, run, crop back, x̂ = clip(α z − σ v̂, −1, 1).
     """
-    p, cfg, _ = load_checkpoint(ckpt)
+    with open(ckpt, "rb") as fh:
+        raw = fh.read()
+    p, cfg, _ = load_checkpoint_bytes(raw)
     rng = np.random.default_rng(1234)
     lams = np.array([-6.0, 0.5, 9.0], np.float32)
-    N, H, W = len(lams), 20, 28
+    m = cfg["patch"] * 2 ** (len(cfg["channels"]) - 1)
+    N, H, W = len(lams), 3 * m, 5 * m
     x = np.clip(rng.standard_normal((N, 3, H, W)) * 0.5, -1, 1)
     eps = rng.standard_normal((N, 3, H, W))
     a = np.sqrt(1 / (1 + np.exp(-lams.astype(np.float64))))[:, None, None, None]
@@ -455,7 +484,6 @@ def write_fixture(ckpt, out):
     v = unet_apply(p, cfg, jnp.asarray(z.transpose(0, 2, 3, 1)), jnp.asarray(lams))
     v = np.asarray(v).transpose(0, 3, 1, 2).astype(np.float32)
     # adapter case
-    m = cfg["patch"] * 2 ** (len(cfg["channels"]) - 1)
     h2, w2 = 13, 17
     lam2 = np.float32(2.0)
     pz = rng.standard_normal((3, h2, w2)).astype(np.float32)
@@ -467,9 +495,11 @@ def write_fixture(ckpt, out):
     s2 = math.sqrt(1 / (1 + math.exp(float(lam2))))
     px = np.clip(a2 * pz.astype(np.float64) - s2 * vp.astype(np.float64), -1, 1).astype(np.float32)
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    save_file({"z": z, "logsnr": lams, "v": v,
-               "pad_z": pz, "pad_logsnr": np.array([lam2], np.float32), "pad_x": px},
-              out, metadata={"checkpoint": os.path.basename(ckpt)})
+    arrs = {"z": z, "logsnr": lams, "v": v,
+            "pad_z": pz, "pad_logsnr": np.array([lam2], np.float32), "pad_x": px}
+    save_file({k: np.ascontiguousarray(a) for k, a in arrs.items()},
+              out, metadata={"checkpoint": os.path.basename(ckpt),
+                             "checkpoint_crc32": str(zlib.crc32(raw))})
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
 
 
@@ -513,6 +543,9 @@ def main():
     ap.add_argument("--final-eval-k", type=int, default=16)
     ap.add_argument("--eval-limit", type=int, default=0, help="only the first N dev images")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", default=None, help="warm start: copy matching weights from a "
+                    "checkpoint (conv_in: its input channels are the first ones)")
+    ap.add_argument("--no-input-fourier", action="store_true")
     ap.add_argument("--synthetic", action="store_true", help="smooth random images (pipeline test)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--bench", action="store_true", help="time train steps and exit")
@@ -584,8 +617,25 @@ def main():
             print(f"resumed weights from {ckpt} at step {step0}", flush=True)
         else:
             raise SystemExit(f"--resume: neither {st} nor {ckpt} exists")
+    init_note = None
     if params is None:
         params = init_params(cfg, args.seed)
+        if args.init_from:
+            src, scfg, smeta = load_checkpoint(args.init_from)
+            for k, v in src.items():
+                if k in params and params[k].shape == v.shape:
+                    params[k] = v
+                elif k == "conv_in.weight" and v.shape[1] < params[k].shape[1]:
+                    w = np.zeros(params[k].shape, np.float32)
+                    w[:, :v.shape[1]] = np.asarray(v)
+                    params[k] = jnp.asarray(w)
+                else:
+                    print(f"init-from: skipping {k} {v.shape}", flush=True)
+            step0 = int(smeta.get("step", 0))
+            elapsed0 = float(smeta.get("train_seconds", 0.0))
+            init_note = (f"warm-started at step {step0} from a run without input Fourier features "
+                         f"(same command with --no-input-fourier); steps and train_seconds are cumulative")
+            print(f"warm start from {args.init_from} at step {step0}", flush=True)
         ema = dict(params)
         opt_state_saved = None
     npar = param_count(params)
@@ -671,6 +721,8 @@ def main():
         })
         if ev:
             card.update(ev)
+        if init_note:
+            card["history"] = init_note
         with open(card_path, "w") as fh:
             json.dump(card, fh, indent=2)
             fh.write("\n")

@@ -1,0 +1,293 @@
+//! Pixel-space diffusion U-Net (candle), the Rust twin of `notebooks/train_unet.py`.
+//!
+//! Fully convolutional, no attention: any H×W that is a multiple of [`Config::multiple`]
+//! (the denoiser adapter pads other sizes). Conditioned on the log-SNR λ through Fourier
+//! features → MLP → per-resblock scale/shift. Predicts v = α ε − σ x.
+//!
+//! Layout, in forward order (names are the checkpoint keys):
+//! - `temb.freqs` (F), `temb.lin1` (2F → E), `temb.lin2` (E → E), SiLU after each;
+//! - optional input Fourier features (the phase of z on the 8-bit grid, see
+//!   [`Config::input_fourier`]) as extra channels, space-to-depth by `patch`, then
+//!   `conv_in` (3·k·patch² → channels[0], 3×3, k = 3 with the features, else 1);
+//! - `down.{l}.{i}` resblocks at level l, then `down.{l}.ds` (3×3, stride 2) to level l+1;
+//! - up the levels: `up.{l}.us` (1×1) at the coarse level, nearest 2× upsampling, add the
+//!   skip from `down.{l}`, then `up.{l}.{i}` resblocks;
+//! - `norm_out`, SiLU, `conv_out` (channels[0] → 3·patch², 3×3), depth-to-space.
+//!
+//! Resblock: `h = conv1(silu(norm1(x)))`, `h = norm2(h)·(1 + scale) + shift` with
+//! `(scale, shift) = emb(e)`, `h = conv2(silu(h))`, output `skip(x) + h`.
+//! The architecture is read from the checkpoint's safetensors metadata
+//! (key [`CONFIG_KEY`], JSON), so a checkpoint is self-describing.
+use anyhow::{Context, bail};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use serde::Deserialize;
+
+/// safetensors `__metadata__` key holding the architecture as JSON.
+pub const CONFIG_KEY: &str = "diffc_unet_config";
+
+/// Architecture of a [`UNet`], as stored in the checkpoint metadata.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Config {
+    pub arch: String,
+    pub in_channels: usize,
+    #[serde(default = "one")]
+    pub patch: usize,
+    /// Adds `g·sin 2πr`, `g·cos 2πr` of the input's phase on the 8-bit grid,
+    /// `r = frac((z + 1)·127.5)`, gated by `g = sigmoid(λ − fourier_gate_logsnr)`.
+    #[serde(default)]
+    pub input_fourier: bool,
+    #[serde(default)]
+    pub fourier_gate_logsnr: f64,
+    /// Channels per resolution level, finest first.
+    pub channels: Vec<usize>,
+    /// Resblocks per level on the way down (and again on the way up, except the coarsest).
+    pub num_res_blocks: Vec<usize>,
+    pub groups: usize,
+    pub emb_dim: usize,
+    pub num_freqs: usize,
+    pub gn_eps: f64,
+    /// Network output; only `"v"` is supported.
+    pub prediction: String,
+    pub logsnr_min: f64,
+    pub logsnr_max: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Config {
+    /// Reads the config from the metadata of safetensors file bytes.
+    pub fn from_safetensors(bytes: &[u8]) -> anyhow::Result<Config> {
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+            .map_err(|e| anyhow::anyhow!("not a safetensors file: {e}"))?;
+        let json = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(CONFIG_KEY))
+            .with_context(|| format!("checkpoint has no `{CONFIG_KEY}` metadata"))?;
+        let cfg: Config = serde_json::from_str(json).context("bad U-Net config metadata")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.arch != "diffc-unet-v1" {
+            bail!("unsupported U-Net architecture `{}`", self.arch);
+        }
+        if self.prediction != "v" {
+            bail!("unsupported prediction target `{}`", self.prediction);
+        }
+        if self.channels.is_empty() || self.channels.len() != self.num_res_blocks.len() {
+            bail!("channels and num_res_blocks must be non-empty and of equal length");
+        }
+        if self.patch == 0 || self.groups == 0 || self.channels.iter().any(|c| c % self.groups != 0) {
+            bail!("every channel count must be a multiple of groups");
+        }
+        Ok(())
+    }
+
+    /// H and W must be multiples of this (space-to-depth and the downsamplings).
+    pub fn multiple(&self) -> usize {
+        self.patch << (self.channels.len() - 1)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    emb: Linear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+    c_out: usize,
+}
+
+fn conv3(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let cfg = Conv2dConfig { padding: 1, stride, ..Default::default() };
+    candle_nn::conv2d(cin, cout, 3, cfg, vb)
+}
+
+fn conv1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
+    candle_nn::conv2d(cin, cout, 1, Conv2dConfig::default(), vb)
+}
+
+impl ResBlock {
+    fn new(cfg: &Config, cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
+        let g = cfg.groups;
+        Ok(ResBlock {
+            norm1: candle_nn::group_norm(g, cin, cfg.gn_eps, vb.pp("norm1"))?,
+            conv1: conv3(cin, cout, 1, vb.pp("conv1"))?,
+            emb: candle_nn::linear(cfg.emb_dim, 2 * cout, vb.pp("emb"))?,
+            norm2: candle_nn::group_norm(g, cout, cfg.gn_eps, vb.pp("norm2"))?,
+            conv2: conv3(cout, cout, 1, vb.pp("conv2"))?,
+            skip: if cin != cout { Some(conv1(cin, cout, vb.pp("skip"))?) } else { None },
+            c_out: cout,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let ss = self.emb.forward(emb)?;
+        let scale = (ss.narrow(1, 0, self.c_out)?.reshape((b, self.c_out, 1, 1))? + 1.0)?;
+        let shift = ss.narrow(1, self.c_out, self.c_out)?.reshape((b, self.c_out, 1, 1))?;
+        let h = self.norm2.forward(&h)?.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+        let h = self.conv2.forward(&h.silu()?)?;
+        match &self.skip {
+            Some(s) => s.forward(x)? + h,
+            None => x + h,
+        }
+    }
+}
+
+/// The diffusion U-Net. `forward` maps (z, λ) to v̂.
+#[derive(Clone, Debug)]
+pub struct UNet {
+    cfg: Config,
+    freqs: Tensor,
+    lin1: Linear,
+    lin2: Linear,
+    conv_in: Conv2d,
+    down: Vec<Vec<ResBlock>>,
+    ds: Vec<Conv2d>,
+    us: Vec<Conv2d>,
+    up: Vec<Vec<ResBlock>>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+}
+
+impl UNet {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let (ch, nres) = (&cfg.channels, &cfg.num_res_blocks);
+        let levels = ch.len();
+        let pc = cfg.in_channels * cfg.patch * cfg.patch;
+        let t = vb.pp("temb");
+        let freqs = t.get(cfg.num_freqs, "freqs")?;
+        let lin1 = candle_nn::linear(2 * cfg.num_freqs, cfg.emb_dim, t.pp("lin1"))?;
+        let lin2 = candle_nn::linear(cfg.emb_dim, cfg.emb_dim, t.pp("lin2"))?;
+        let k = if cfg.input_fourier { 3 } else { 1 };
+        let conv_in = conv3(pc * k, ch[0], 1, vb.pp("conv_in"))?;
+        let (mut down, mut ds, mut us, mut up) = (vec![], vec![], vec![], vec![]);
+        for l in 0..levels {
+            let vbl = vb.pp("down").pp(l);
+            let blocks = (0..nres[l])
+                .map(|i| ResBlock::new(cfg, ch[l], ch[l], vbl.pp(i)))
+                .collect::<Result<Vec<_>>>()?;
+            down.push(blocks);
+            if l + 1 < levels {
+                ds.push(conv3(ch[l], ch[l + 1], 2, vbl.pp("ds"))?);
+                let vbu = vb.pp("up").pp(l);
+                us.push(conv1(ch[l + 1], ch[l], vbu.pp("us"))?);
+                let blocks = (0..nres[l])
+                    .map(|i| ResBlock::new(cfg, ch[l], ch[l], vbu.pp(i)))
+                    .collect::<Result<Vec<_>>>()?;
+                up.push(blocks);
+            }
+        }
+        Ok(UNet {
+            cfg: cfg.clone(),
+            freqs,
+            lin1,
+            lin2,
+            conv_in,
+            down,
+            ds,
+            us,
+            up,
+            norm_out: candle_nn::group_norm(cfg.groups, ch[0], cfg.gn_eps, vb.pp("norm_out"))?,
+            conv_out: conv3(ch[0], pc, 1, vb.pp("conv_out"))?,
+        })
+    }
+
+    /// Loads a checkpoint file (architecture from its metadata) as f32 on `device`.
+    pub fn load(path: &std::path::Path, device: &Device) -> anyhow::Result<(UNet, Vec<u8>)> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let cfg = Config::from_safetensors(&bytes).with_context(|| format!("in {}", path.display()))?;
+        let vb = VarBuilder::from_slice_safetensors(&bytes, DType::F32, device)?;
+        let net = UNet::new(&cfg, vb).with_context(|| format!("loading weights from {}", path.display()))?;
+        Ok((net, bytes))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn embed(&self, logsnr: &Tensor) -> Result<Tensor> {
+        let b = logsnr.dim(0)?;
+        let arg = logsnr.reshape((b, 1))?.broadcast_mul(&self.freqs.unsqueeze(0)?)?;
+        let f = Tensor::cat(&[arg.sin()?, arg.cos()?], 1)?;
+        self.lin2.forward(&self.lin1.forward(&f)?.silu()?)?.silu()
+    }
+
+    /// `[z, g·sin 2πr, g·cos 2πr]` along channels, with `r = frac((z + 1)·127.5)` and
+    /// `g = sigmoid(λ − gate)`; the same f32 operations as the trainer.
+    fn input_features(&self, z: &Tensor, logsnr: &Tensor) -> Result<Tensor> {
+        if !self.cfg.input_fourier {
+            return Ok(z.clone());
+        }
+        let b = z.dim(0)?;
+        let u = ((z + 1.0)? * 127.5)?;
+        let r = (&u - u.floor()?)?;
+        let arg = (r * std::f64::consts::TAU)?;
+        let g = candle_nn::ops::sigmoid(&(logsnr - self.cfg.fourier_gate_logsnr)?)?.reshape((b, 1, 1, 1))?;
+        let s = arg.sin()?.broadcast_mul(&g)?;
+        let co = arg.cos()?.broadcast_mul(&g)?;
+        Tensor::cat(&[z, &s, &co], 1)
+    }
+
+    /// `x`: (B, C, H, W) noisy input z, H and W multiples of [`Config::multiple`];
+    /// `logsnr`: (B,) f32. Returns v̂ with the shape of `x`.
+    pub fn forward(&self, x: &Tensor, logsnr: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let m = self.cfg.multiple();
+        if h % m != 0 || w % m != 0 {
+            candle_core::bail!("U-Net input {h}×{w} is not a multiple of {m}");
+        }
+        let emb = self.embed(logsnr)?;
+        let p = self.cfg.patch;
+        let x = self.input_features(x, logsnr)?;
+        let ci = x.dim(1)?;
+        let x = if p > 1 {
+            // space-to-depth: channel c·p² + dy·p + dx
+            x.reshape((b, ci, h / p, p, w / p, p))?
+                .permute((0, 1, 3, 5, 2, 4))?
+                .contiguous()?
+                .reshape((b, ci * p * p, h / p, w / p))?
+        } else {
+            x.clone()
+        };
+        let mut hcur = self.conv_in.forward(&x)?;
+        let levels = self.cfg.channels.len();
+        let mut skips = Vec::with_capacity(levels);
+        for l in 0..levels {
+            for blk in &self.down[l] {
+                hcur = blk.forward(&hcur, &emb)?;
+            }
+            if l + 1 < levels {
+                skips.push(hcur.clone());
+                hcur = self.ds[l].forward(&hcur)?;
+            }
+        }
+        for l in (0..levels - 1).rev() {
+            let t = self.us[l].forward(&hcur)?;
+            let (_, _, th, tw) = t.dims4()?;
+            let skip = skips.pop().expect("one skip per level");
+            hcur = (t.upsample_nearest2d(th * 2, tw * 2)? + skip)?;
+            for blk in &self.up[l] {
+                hcur = blk.forward(&hcur, &emb)?;
+            }
+        }
+        let out = self.conv_out.forward(&self.norm_out.forward(&hcur)?.silu()?)?;
+        if p > 1 {
+            out.reshape((b, c, p, p, h / p, w / p))?
+                .permute((0, 1, 4, 2, 5, 3))?
+                .contiguous()?
+                .reshape((b, c, h, w))
+        } else {
+            Ok(out)
+        }
+    }
+}

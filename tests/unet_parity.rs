@@ -1,0 +1,100 @@
+//! The candle U-Net reproduces the JAX trainer's outputs on the shipped checkpoint.
+//!
+//! `tests/fixtures/unet_parity.safetensors` is written by
+//! `python notebooks/train_unet.py --write-fixture` from `checkpoints/photo-unet-s.safetensors`;
+//! regenerate it whenever the checkpoint changes.
+use candle_core::{Device, Tensor};
+use diffc::denoiser::Denoiser;
+use diffc::denoiser::unet::UNetDenoiser;
+use diffc::image_io::Shape;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+const TOL: f32 = 1e-4;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped checkpoint, or `DIFFC_UNET_CHECKPOINT` (with `DIFFC_UNET_FIXTURE`) to check another.
+fn checkpoint() -> PathBuf {
+    std::env::var_os("DIFFC_UNET_CHECKPOINT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("checkpoints/photo-unet-s.safetensors"))
+}
+
+fn fixture_path() -> PathBuf {
+    std::env::var_os("DIFFC_UNET_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("tests/fixtures/unet_parity.safetensors"))
+}
+
+fn fixture() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture_path(), &Device::Cpu).expect("fixture")
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn load() -> UNetDenoiser {
+    UNetDenoiser::load(&checkpoint(), &Device::Cpu).expect("checkpoint loads")
+}
+
+#[test]
+fn fixture_matches_checkpoint() {
+    let bytes = std::fs::read(fixture_path()).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let crc: u32 = meta.metadata().as_ref().unwrap()["checkpoint_crc32"].parse().unwrap();
+    assert_eq!(crc, load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
+}
+
+#[test]
+fn network_matches_jax() {
+    let d = load();
+    let f = fixture();
+    let v = d.net().forward(&f["z"], &f["logsnr"]).unwrap();
+    let got = v.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let want = f["v"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let err = max_abs_diff(&got, &want);
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    eprintln!("U-Net parity: max |Δv| = {err:.3e} (max |v| = {scale:.3})");
+    assert!(err <= TOL, "max abs error {err} > {TOL}");
+}
+
+#[test]
+fn adapter_pads_and_matches_jax() {
+    let d = load();
+    let f = fixture();
+    let z = f["pad_z"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (c, h, w) = f["pad_z"].dims3().unwrap();
+    let l = f["pad_logsnr"].to_vec1::<f32>().unwrap()[0] as f64;
+    let got = d.predict_x(&z, Shape::new(c, h, w), l).unwrap();
+    let want = f["pad_x"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let err = max_abs_diff(&got, &want);
+    eprintln!("adapter parity ({c}×{h}×{w}): max |Δx̂| = {err:.3e}");
+    assert!(err <= TOL, "max abs error {err} > {TOL}");
+}
+
+#[test]
+fn odd_sizes_work() {
+    let d = load();
+    assert_eq!(d.name(), "photo-unet-s");
+    for &(h, w) in &[(1, 1), (3, 5), (17, 31), (33, 8)] {
+        let shape = Shape::new(3, h, w);
+        let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+        for &l in &[-8.0, 0.0, 10.0] {
+            let x = d.predict_x(&z, shape, l).unwrap();
+            assert_eq!(x.len(), shape.len());
+            assert!(x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)), "{h}×{w} λ={l}");
+        }
+    }
+    // deterministic
+    let shape = Shape::new(3, 9, 11);
+    let z = vec![0.25f32; shape.len()];
+    assert_eq!(d.predict_x(&z, shape, 1.0).unwrap(), d.predict_x(&z, shape, 1.0).unwrap());
+    // wrong channel count or length is an error, not a panic
+    assert!(d.predict_x(&z, Shape::new(1, 27, 11), 1.0).is_err());
+    assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
+}
