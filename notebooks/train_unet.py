@@ -61,6 +61,7 @@ def default_config(args):
         "patch": args.patch,
         "input_fourier": not args.no_input_fourier,
         "fourier_gate_logsnr": 6.0,
+        "grid_skip": not args.no_grid_skip,
         "channels": [int(c) for c in args.channels.split(",")],
         "num_res_blocks": [int(n) for n in args.num_res.split(",")],
         "groups": args.groups,
@@ -126,6 +127,8 @@ def init_params(cfg, seed):
     for l in range(len(ch) - 1):
         conv(f"down.{l}.ds", ch[l], ch[l + 1], 3)
         conv(f"up.{l}.us", ch[l + 1], ch[l], 1)
+    if cfg.get("grid_skip"):
+        lin("grid_gate", E, 1, zero=True)
     norm("norm_out", ch[0])
     conv("conv_out", ch[0], pc, 3, zero=True)
     return {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
@@ -195,6 +198,37 @@ def input_features(cfg, z, logsnr):
     return jnp.concatenate([z, jnp.sin(arg) * g, jnp.cos(arg) * g], axis=-1)
 
 
+GRID_K = (-2, -1, 0, 1, 2)
+
+
+def grid_v(z, logsnr):
+    """v implied by the posterior mean of x under a flat prior on the 8-bit grid.
+
+    With u = (z + 1)·127.5 and rc its signed offset from the nearest grid point (in steps),
+    the 5 nearest grid points k − rc get weights ∝ exp(−(k − rc)² e^λ / (2·127.5²)) (noise
+    scale σ/α = e^{−λ/2}, taking α ≈ 1, which holds where this matters); x̂ − z = m, and
+    v = (α z − x̂)/σ. Near λ_max this is almost exactly the noise; the network learns, per λ,
+    how much of it to add to its output (`grid_gate`, zero at init).
+    """
+    u = (z + 1.0) * 127.5
+    r = u - jnp.floor(u)
+    rc = r - jnp.floor(r + 0.5)
+    c = jnp.exp(logsnr) / jnp.float32(2 * 127.5 ** 2)
+    d = [jnp.float32(k) - rc for k in GRID_K]
+    lw = [-(dk * dk) * c for dk in d]
+    mx = lw[0]
+    for l in lw[1:]:
+        mx = jnp.maximum(mx, l)
+    e = [jnp.exp(l - mx) for l in lw]
+    num, den = e[0] * d[0], e[0]
+    for ek, dk in zip(e[1:], d[1:]):
+        num = num + ek * dk
+        den = den + ek
+    m = num / den / jnp.float32(127.5)
+    a, s = alpha_sigma(logsnr)
+    return ((a - 1.0) * z - m) / s
+
+
 def unet_apply(p, cfg, z, logsnr):
     """z: (B, H, W, 3) NHWC, H and W multiples of 2^(levels−1); logsnr: (B,). Returns v̂."""
     ch, nres = cfg["channels"], cfg["num_res_blocks"]
@@ -202,6 +236,7 @@ def unet_apply(p, cfg, z, logsnr):
     emb = embed_logsnr(p, logsnr)
     P = cfg["patch"]
     B, H, W, C = z.shape
+    z_in = z
     z = input_features(cfg, z, logsnr)
     if P > 1:  # space-to-depth; channel index = c·P² + dy·P + dx (as a CHW reshape gives)
         Ci = z.shape[-1]
@@ -224,6 +259,9 @@ def unet_apply(p, cfg, z, logsnr):
     h = _conv(p, "conv_out", h)
     if P > 1:  # depth-to-space, inverse of the above
         h = h.reshape(B, H // P, W // P, C, P, P).transpose(0, 1, 4, 2, 5, 3).reshape(B, H, W, C)
+    if cfg.get("grid_skip"):
+        gate = _lin(p, "grid_gate", emb)[:, None, None, :]  # (B, 1, 1, 1)
+        h = h + gate * grid_v(z_in, logsnr[:, None, None, None])
     return h
 
 
@@ -473,7 +511,7 @@ def write_fixture(ckpt, out):
         raw = fh.read()
     p, cfg, _ = load_checkpoint_bytes(raw)
     rng = np.random.default_rng(1234)
-    lams = np.array([-6.0, 0.5, 9.0], np.float32)
+    lams = np.array([-6.0, 0.5, 9.0, 12.5], np.float32)
     m = cfg["patch"] * 2 ** (len(cfg["channels"]) - 1)
     N, H, W = len(lams), 3 * m, 5 * m
     x = np.clip(rng.standard_normal((N, 3, H, W)) * 0.5, -1, 1)
@@ -546,6 +584,7 @@ def main():
     ap.add_argument("--init-from", default=None, help="warm start: copy matching weights from a "
                     "checkpoint (conv_in: its input channels are the first ones)")
     ap.add_argument("--no-input-fourier", action="store_true")
+    ap.add_argument("--no-grid-skip", action="store_true")
     ap.add_argument("--synthetic", action="store_true", help="smooth random images (pipeline test)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--bench", action="store_true", help="time train steps and exit")
@@ -633,8 +672,10 @@ def main():
                     print(f"init-from: skipping {k} {v.shape}", flush=True)
             step0 = int(smeta.get("step", 0))
             elapsed0 = float(smeta.get("train_seconds", 0.0))
-            init_note = (f"warm-started at step {step0} from a run without input Fourier features "
-                         f"(same command with --no-input-fourier); steps and train_seconds are cumulative")
+            diff = {k: cfg.get(k) for k in cfg if scfg.get(k) != cfg.get(k)}
+            init_note = (f"warm-started at step {step0} from {os.path.basename(args.init_from)} "
+                         f"(new here: {json.dumps(diff)}; new weights zero-initialised); "
+                         f"steps and train_seconds are cumulative")
             print(f"warm start from {args.init_from} at step {step0}", flush=True)
         ema = dict(params)
         opt_state_saved = None
@@ -722,7 +763,11 @@ def main():
         if ev:
             card.update(ev)
         if init_note:
-            card["history"] = init_note
+            hist = card.get("history", [])
+            hist = hist if isinstance(hist, list) else [hist]
+            if init_note not in hist:
+                hist.append(init_note)
+            card["history"] = hist
         with open(card_path, "w") as fh:
             json.dump(card, fh, indent=2)
             fh.write("\n")

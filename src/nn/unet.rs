@@ -12,7 +12,8 @@
 //! - `down.{l}.{i}` resblocks at level l, then `down.{l}.ds` (3×3, stride 2) to level l+1;
 //! - up the levels: `up.{l}.us` (1×1) at the coarse level, nearest 2× upsampling, add the
 //!   skip from `down.{l}`, then `up.{l}.{i}` resblocks;
-//! - `norm_out`, SiLU, `conv_out` (channels[0] → 3·patch², 3×3), depth-to-space.
+//! - `norm_out`, SiLU, `conv_out` (channels[0] → 3·patch², 3×3), depth-to-space;
+//! - optionally `+ grid_gate(e)·v_grid(z, λ)` ([`Config::grid_skip`]).
 //!
 //! Resblock: `h = conv1(silu(norm1(x)))`, `h = norm2(h)·(1 + scale) + shift` with
 //! `(scale, shift) = emb(e)`, `h = conv2(silu(h))`, output `skip(x) + h`.
@@ -39,6 +40,10 @@ pub struct Config {
     pub input_fourier: bool,
     #[serde(default)]
     pub fourier_gate_logsnr: f64,
+    /// Adds `grid_gate(emb)·v_grid` to the output, where `v_grid` is the v implied by the
+    /// posterior mean of x under a flat prior on the 8-bit grid (see [`grid_v`]).
+    #[serde(default)]
+    pub grid_skip: bool,
     /// Channels per resolution level, finest first.
     pub channels: Vec<usize>,
     /// Resblocks per level on the way down (and again on the way up, except the coarsest).
@@ -157,6 +162,7 @@ pub struct UNet {
     up: Vec<Vec<ResBlock>>,
     norm_out: GroupNorm,
     conv_out: Conv2d,
+    grid_gate: Option<Linear>,
 }
 
 impl UNet {
@@ -199,6 +205,11 @@ impl UNet {
             up,
             norm_out: candle_nn::group_norm(cfg.groups, ch[0], cfg.gn_eps, vb.pp("norm_out"))?,
             conv_out: conv3(ch[0], pc, 1, vb.pp("conv_out"))?,
+            grid_gate: if cfg.grid_skip {
+                Some(candle_nn::linear(cfg.emb_dim, 1, vb.pp("grid_gate"))?)
+            } else {
+                None
+            },
         })
     }
 
@@ -248,6 +259,7 @@ impl UNet {
         }
         let emb = self.embed(logsnr)?;
         let p = self.cfg.patch;
+        let z = x;
         let x = self.input_features(x, logsnr)?;
         let ci = x.dim(1)?;
         let x = if p > 1 {
@@ -281,13 +293,53 @@ impl UNet {
             }
         }
         let out = self.conv_out.forward(&self.norm_out.forward(&hcur)?.silu()?)?;
-        if p > 1 {
+        let out = if p > 1 {
             out.reshape((b, c, p, p, h / p, w / p))?
                 .permute((0, 1, 4, 2, 5, 3))?
                 .contiguous()?
-                .reshape((b, c, h, w))
+                .reshape((b, c, h, w))?
         } else {
-            Ok(out)
+            out
+        };
+        match &self.grid_gate {
+            Some(gate) => {
+                let g = gate.forward(&emb)?.reshape((b, 1, 1, 1))?;
+                out + grid_v(z, logsnr)?.broadcast_mul(&g)?
+            }
+            None => Ok(out),
         }
     }
+}
+
+/// v implied by the posterior mean of x under a flat prior on the 8-bit grid of [−1, 1].
+///
+/// With `u = (z + 1)·127.5` and `rc` its signed offset from the nearest grid point (in grid
+/// steps), the five nearest grid points `k − rc` (k = −2..2) get weights
+/// `∝ exp(−(k − rc)²·e^λ / (2·127.5²))` (noise scale σ/α = e^{−λ/2}, taking α ≈ 1, true where
+/// it matters); `x̂ − z = m`, `v = (α z − x̂)/σ = ((α − 1) z − m)/σ`. Same f32 operations, in
+/// the same order, as the trainer's `grid_v`.
+pub fn grid_v(z: &Tensor, logsnr: &Tensor) -> Result<Tensor> {
+    let b = z.dim(0)?;
+    let l = logsnr.reshape((b, 1, 1, 1))?;
+    let u = ((z + 1.0)? * 127.5)?;
+    let r = (&u - u.floor()?)?;
+    let rc = (&r - (&r + 0.5)?.floor()?)?;
+    let c = (l.exp()? / (2.0 * 127.5 * 127.5))?;
+    let d: Vec<Tensor> = (-2i32..=2).map(|k| rc.affine(-1.0, k as f64)).collect::<Result<_>>()?;
+    let lw: Vec<Tensor> = d.iter().map(|dk| dk.sqr()?.neg()?.broadcast_mul(&c)).collect::<Result<_>>()?;
+    let mut mx = lw[0].clone();
+    for w in &lw[1..] {
+        mx = mx.maximum(w)?;
+    }
+    let e: Vec<Tensor> = lw.iter().map(|w| (w - &mx)?.exp()).collect::<Result<_>>()?;
+    let mut num = (&e[0] * &d[0])?;
+    let mut den = e[0].clone();
+    for (ek, dk) in e.iter().zip(&d).skip(1) {
+        num = (num + (ek * dk)?)?;
+        den = (den + ek)?;
+    }
+    let m = ((num / den)? / 127.5)?;
+    let a = candle_nn::ops::sigmoid(&l)?.sqrt()?;
+    let s = candle_nn::ops::sigmoid(&l.neg()?)?.sqrt()?;
+    (z.broadcast_mul(&(a - 1.0)?)? - m)?.broadcast_div(&s)
 }
