@@ -47,11 +47,8 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         let fr = crate::codec::diffc::FRACTIONS as u64;
         let stop = (head / 3 / fr) as usize;
         let frac = head / 3 % fr;
-        let codes = c.take(stop + (frac > 0) as usize)?;
-        let kl: f64 = codes.iter().map(|&k| crate::channel::code_to_kl(k)).sum();
         v["channel"] = serde_json::to_value(crate::channel::ChannelKind::from_u8((head % 3) as u8)?)?;
         v["stop_step"] = (stop as f64 + frac as f64 / fr as f64).into();
-        v["step_kl_bound_bits"] = kl.into();
         v["payload_bytes"] = c.rest().len().into();
     }
     if a.json {

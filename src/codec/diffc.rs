@@ -2,8 +2,8 @@
 //! denoise (DiffC-A: SDE, DiffC-F: flow ODE). Orchestration only: the maths lives in
 //! `schedule`, `channel`, `sampler` and the `Denoiser`.
 //!
-//! Body of a `.dfc` file: `varint((stop·8 + frac)·3 + channel kind) | step-KL codes (1 byte each)
-//! | range-coded payload`. Non-default settings travel in the container's params.
+//! Body of a `.dfc` file: `varint((stop·8 + frac)·3 + channel kind) | range-coded payload`;
+//! the payload holds, per step, the change of its quantised KL code and then the channel's symbols. Non-default settings travel in the container's params.
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::channel::pfr::{Pfr, PfrParams, PfrStats, Scorer};
 use crate::channel::uq::Uq;
@@ -178,8 +178,8 @@ impl DiffC {
     /// The file for `stop` full steps plus `frac`/FRACTIONS of the next one.
     fn file(&self, shape: Shape, params: &DiffcParams, stop: usize, frac: u32, codes: &[u8], payload: &[u8]) -> File {
         let mut body = Vec::with_capacity(payload.len() + codes.len() + 2);
+        let _ = codes;
         put_varint(&mut body, ((stop as u64 * FRACTIONS as u64) + frac as u64) * 3 + params.channel.to_u8() as u64);
-        body.extend_from_slice(&codes[..stop + (frac > 0) as usize]);
         body.extend_from_slice(payload);
         let defaults = DiffcParams { channel: params.channel, ..DiffcParams::for_shape(shape) };
         File {
@@ -227,12 +227,14 @@ impl DiffC {
         let pfr = self.pfr(&params);
         let bar = progress_bar(self.progress, params.steps, "encode");
         // One step λ_t → λ_s under step index i, appended to a copy of the writer.
-        let step = |z: &[f32], i: usize, lt: f64, ls: f64, w: &mut Writer| -> Result<(Vec<f32>, u8, f64, Option<ChannelKind>)> {
+        let code_table = step_code_table();
+        let step = |z: &[f32], i: usize, lt: f64, ls: f64, prev: u8, w: &mut Writer| -> Result<(Vec<f32>, u8, f64, Option<ChannelKind>)> {
             let (mu_p, _, c) = reverse_mean(&*self.model, z, shape, lt, ls)?;
             let mu_q: Vec<f32> = z.iter().zip(&img.data).map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32).collect();
             let (_, kl) = offsets_and_kl(&mu_p, &mu_q, c.std());
             let code = if kl < FREE_STEP_KL { 0 } else { kl_to_code(kl) };
             let ctx = StepCtx { seed: self.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
+            w.symbol((code as i32 - prev as i32 + 255) as usize, &code_table)?;
             if code == 0 {
                 return Ok((free_step(&ctx, &mu_p), 0, kl, None));
             }
@@ -251,7 +253,8 @@ impl DiffC {
                 _ => {}
             }
             let mut w2 = w.clone();
-            let (znew, code, kl, used) = step(&z, i, lt, ls, &mut w2)?;
+            let prev = codes.last().copied().unwrap_or(0);
+            let (znew, code, kl, used) = step(&z, i, lt, ls, prev, &mut w2)?;
             codes.push(code);
             let file = self.file(shape, &params, i + 1, 0, &codes, &w2.clone().finish()).to_bytes();
             if budget_bytes.is_some_and(|b| file.len() > b) {
@@ -262,7 +265,7 @@ impl DiffC {
                     let f = (lo + hi) / 2;
                     let lf = lt + (ls - lt) * f as f64 / FRACTIONS as f64;
                     let mut w3 = w.clone();
-                    let (zf, code, kl, used) = step(&z, i, lt, lf, &mut w3)?;
+                    let (zf, code, kl, used) = step(&z, i, lt, lf, prev, &mut w3)?;
                     codes.push(code);
                     let file = self.file(shape, &params, i, f, &codes, &w3.finish()).to_bytes();
                     codes.pop();
@@ -316,8 +319,9 @@ impl DiffC {
         if stop > params.steps || (stop == params.steps && frac > 0) {
             bail!("corrupt file: stopping step {stop} beyond the {}-step schedule", params.steps);
         }
-        let codes = cur.take(stop + (frac > 0) as usize)?.to_vec();
+        let n_steps = stop + (frac > 0) as usize;
         let mut r = Reader::new(cur.rest())?;
+        let code_table = step_code_table();
         let mut grid = params.schedule.grid(params.steps);
         grid.truncate(stop + 1);
         if frac > 0 {
@@ -329,8 +333,11 @@ impl DiffC {
         Stream::new(f.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
         let me = DiffC { seed: f.seed, ..self.shallow() };
         let pfr = me.pfr(&params);
-        let bar = progress_bar(self.progress, codes.len(), "latent");
-        for (i, &code) in codes.iter().enumerate() {
+        let bar = progress_bar(self.progress, n_steps, "latent");
+        let mut code = 0u8;
+        for i in 0..n_steps {
+            let delta = r.symbol(&code_table)? as i32 - 255;
+            code = u8::try_from(code as i32 + delta).map_err(|_| anyhow::anyhow!("corrupt payload: bad step KL code"))?;
             let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
             let ctx = StepCtx { seed: f.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
             z = if code == 0 {
@@ -380,6 +387,13 @@ impl DiffC {
         bar.finish_and_clear();
         Ok(x)
     }
+}
+
+/// Prior of the change of the step-KL code from one step to the next (range-coded
+/// before each step, ~2–3 bits instead of a byte).
+fn step_code_table() -> crate::entropy::Table {
+    let w: Vec<f64> = (-255i32..=255).map(|d| libm::exp(-(d.abs() as f64) / 3.0) + 1e-7).collect();
+    crate::entropy::Table::from_weights(&w)
 }
 
 /// An uncommunicated step: z_s ~ p from shared noise.

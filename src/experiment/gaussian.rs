@@ -73,7 +73,7 @@ pub struct Point {
     pub kl_bits: f64,
     /// Real file size in bits (container + payload), per file, PFR channel.
     pub coded_bits: f64,
-    /// Payload bits only (file minus container and step codes), per file.
+    /// Payload bits only (file minus container; includes the step-KL codes), per file.
     pub payload_bits: f64,
     /// The same trajectory coded with the UQ and mixed channels (file bits, per file).
     pub coded_bits_uq: f64,
@@ -170,7 +170,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
             coded[p] += rec.file.len() as f64 * 8.0;
             let mut head = Vec::new();
             crate::container::put_varint(&mut head, stop as u64 * crate::codec::diffc::FRACTIONS as u64 * 3);
-            let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + stop + head.len();
+            let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + head.len();
             payload[p] += (rec.file.len() - overhead) as f64 * 8.0;
             coded_uq[p] += recs_uq[stop].file.len() as f64 * 8.0;
             // the decoder must rebuild exactly the encoder's latent

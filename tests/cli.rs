@@ -1,0 +1,158 @@
+//! The `diffc` binary as users and scripts call it: round trips through files and pipes,
+//! and clear errors (non-zero exit, no output file) for bad input.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_diffc"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("diffc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+/// Writes a small RGB PNG of odd size with smooth content.
+fn write_png(path: &Path, w: u32, h: u32) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) * 3 % 256) as u8]));
+    img.save(path).unwrap();
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn encode_decode_info_round_trip_on_an_odd_sized_image() {
+    let (png, dfc, out) = (tmp("a.png"), tmp("a.dfc"), tmp("a_out.png"));
+    write_png(&png, 37, 23);
+    let o = run(bin().args(["encode", png.to_str().unwrap(), "-o", dfc.to_str().unwrap(), "--bpp", "1.0", "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let size = std::fs::metadata(&dfc).unwrap().len();
+    assert!(size * 8 <= 37 * 23, "file of {size} bytes exceeds 1 bpp");
+    for dec in ["sde", "ode"] {
+        let o = run(bin().args(["decode", dfc.to_str().unwrap(), "-o", out.to_str().unwrap(), "--decoder", dec, "--steps", "4", "-q"]));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (37, 23));
+    }
+    let o = run(bin().args(["info", dfc.to_str().unwrap(), "--json"]));
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["width"], 37);
+    assert_eq!(v["height"], 23);
+    assert_eq!(v["model"], "gauss-spectrum");
+    assert_eq!(v["bytes"].as_u64().unwrap(), size);
+}
+
+#[test]
+fn stdin_and_stdout_pipes() {
+    let png = tmp("p.png");
+    write_png(&png, 16, 9);
+    let mut enc = bin().args(["encode", "-", "-o", "-", "--stop", "step:6", "-q"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    enc.stdin.take().unwrap().write_all(&std::fs::read(&png).unwrap()).unwrap();
+    let dfc = enc.wait_with_output().unwrap();
+    assert!(dfc.status.success());
+    let mut dec = bin().args(["decode", "-", "-o", "-", "--steps", "3", "-q"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    dec.stdin.take().unwrap().write_all(&dfc.stdout).unwrap();
+    let png_out = dec.wait_with_output().unwrap();
+    assert!(png_out.status.success());
+    let img = image::load_from_memory(&png_out.stdout).unwrap();
+    assert_eq!((img.width(), img.height()), (16, 9));
+}
+
+/// Fails with a message containing `needle`, exit code 1, and leaves no output file.
+fn assert_fails(args: &[&str], out: &Path, needle: &str) {
+    let _ = std::fs::remove_file(out);
+    let o = run(bin().args(args));
+    assert_eq!(o.status.code(), Some(1), "args {args:?}: {}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains(needle), "args {args:?}: expected '{needle}' in: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(!out.exists(), "a failed command left {}", out.display());
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_no_output() {
+    let (png, dfc, out) = (tmp("b.png"), tmp("b.dfc"), tmp("b_out.png"));
+    write_png(&png, 20, 12);
+    let o = run(bin().args(["encode", png.to_str().unwrap(), "-o", dfc.to_str().unwrap(), "--bpp", "2", "-q"]));
+    assert!(o.status.success());
+    let good = std::fs::read(&dfc).unwrap();
+    let (p, d, x) = (png.to_str().unwrap(), dfc.to_str().unwrap(), out.to_str().unwrap());
+    let bad = tmp("bad.dfc");
+    let b = bad.to_str().unwrap();
+
+    // truncated and corrupted files
+    std::fs::write(&bad, &good[..good.len() - 3]).unwrap();
+    assert_fails(&["decode", b, "-o", x, "-q"], &out, "corrupt or truncated");
+    let mut c = good.clone();
+    let mid = c.len() / 2;
+    c[mid] ^= 0x40;
+    std::fs::write(&bad, &c).unwrap();
+    assert_fails(&["decode", b, "-o", x, "-q"], &out, "checksum");
+    std::fs::write(&bad, b"hello world, not a dfc").unwrap();
+    assert_fails(&["decode", b, "-o", x, "-q"], &out, "bad magic");
+    // unknown version
+    let mut v = good.clone();
+    v[2] = (9 << 4) | (v[2] & 15);
+    std::fs::write(&bad, &v).unwrap();
+    assert_fails(&["decode", b, "-o", x, "-q"], &out, "version");
+    // a model nobody has (fingerprint changed, checksum fixed)
+    let mut m = good[..good.len() - 4].to_vec();
+    m[3] ^= 0x5a;
+    let crc = crc32fast::hash(&m);
+    m.extend_from_slice(&crc.to_le_bytes());
+    std::fs::write(&bad, &m).unwrap();
+    assert_fails(&["decode", b, "-o", x, "-q"], &out, "fingerprint");
+    // absurd image size in a valid-checksum header
+    let mut h = vec![b'D', b'F', 0x10, good[3], good[4], good[5]];
+    diffc::container::put_varint(&mut h, 1 << 30);
+    diffc::container::put_varint(&mut h, 10);
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    std::fs::write(&bad, &h).unwrap();
+    assert_fails(&["decode", b, "-o", x, "-q"], &out, "exceeds the limit");
+    // an explicitly wrong model
+    assert_fails(&["decode", d, "-o", x, "--model", "no-such-model", "-q"], &out, "unknown model");
+
+    // unreadable, transparent and missing images; missing or absurd rates
+    let junk = tmp("junk.png");
+    std::fs::write(&junk, b"\x89PNG\r\n\x1a\n garbage").unwrap();
+    let enc_out = tmp("never.dfc");
+    assert_fails(&["encode", junk.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "1", "-q"], &enc_out, "decoding image");
+    let alpha = tmp("alpha.png");
+    image::RgbaImage::from_fn(8, 8, |x, _| image::Rgba([9, 9, 9, (x * 30) as u8])).save(&alpha).unwrap();
+    assert_fails(&["encode", alpha.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "1", "-q"], &enc_out, "transparency");
+    assert_fails(&["encode", "/nonexistent.png", "-o", enc_out.to_str().unwrap(), "--bpp", "1", "-q"], &enc_out, "reading");
+    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "-q"], &enc_out, "give a rate");
+    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "--bpp=-3", "-q"], &enc_out, "positive");
+    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "--bpp", "0.0001", "-q"], &enc_out, "header");
+    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "--stop", "later", "-q"], &enc_out, "bad step");
+
+    // grayscale and 16-bit inputs are converted, not refused
+    let gray = tmp("gray.png");
+    image::GrayImage::from_fn(9, 7, |x, y| image::Luma([(x * y) as u8])).save(&gray).unwrap();
+    let o = run(bin().args(["encode", gray.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "2", "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let deep = tmp("deep.png");
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(9, 7, |x, _| image::Rgb([x as u16 * 7000, 100, 60000])).save(&deep).unwrap();
+    let o = run(bin().args(["encode", deep.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "2", "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn bench_rcc_reports_both_scorers() {
+    let o = run(bin().args(["bench", "rcc", "--json", "--log2k", "8", "--chunks", "2", "--chunk-dims", "16"]));
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["identical_choices"], true);
+    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+}
