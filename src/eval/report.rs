@@ -195,8 +195,9 @@ fn plot(out: &Path, s: &Summary, m: &str) -> Result<bool> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
             chart.draw_series(v.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-        // Lower-is-better curves fall to the right: keep the legend out of their way.
-        let pos = if matches!(m, "fid" | "kid") { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight };
+        // Keep the legend where the curves are not: top right for lower-is-better metrics
+        // (they fall with rate), top left for higher-is-better ones.
+        let pos = if matches!(m, "fid" | "kid") { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::UpperLeft };
         chart
             .configure_series_labels()
             .position(pos)
