@@ -58,6 +58,11 @@ fn dither(ctx: &StepCtx, dims: usize) -> Vec<f64> {
     u
 }
 
+/// What both sides derive for a step: dims, step width Δ, k-tables and the dither.
+fn setup(ctx: &StepCtx, d: usize) -> (usize, f64, UqTables, Vec<f64>) {
+    (d, SQRT12 * ctx.sigma, UqTables::new(prior_scale(ctx.kl_bits, d)), dither(ctx, d))
+}
+
 #[inline]
 fn bin_of(u: f64) -> usize {
     (((u + 0.5) * U_BINS as f64) as usize).min(U_BINS - 1)
@@ -69,10 +74,7 @@ pub struct Uq;
 
 impl StepChannel for Uq {
     fn encode(&self, ctx: &StepCtx, mu_p: &[f32], mu_q: &[f32], w: &mut Writer) -> Result<Vec<f32>> {
-        let d = mu_p.len();
-        let delta = SQRT12 * ctx.sigma;
-        let t = UqTables::new(prior_scale(ctx.kl_bits, d));
-        let u = dither(ctx, d);
+        let (d, delta, t, u) = setup(ctx, mu_p.len());
         let mut z = vec![0f32; d];
         for i in 0..d {
             let y = (mu_q[i] as f64 - mu_p[i] as f64) / delta;
@@ -94,10 +96,7 @@ impl StepChannel for Uq {
     }
 
     fn decode(&self, ctx: &StepCtx, mu_p: &[f32], r: &mut Reader) -> Result<Vec<f32>> {
-        let d = mu_p.len();
-        let delta = SQRT12 * ctx.sigma;
-        let t = UqTables::new(prior_scale(ctx.kl_bits, d));
-        let u = dither(ctx, d);
+        let (d, delta, t, u) = setup(ctx, mu_p.len());
         let mut z = vec![0f32; d];
         for i in 0..d {
             let s = r.symbol(&t.bins[bin_of(u[i])])?;
