@@ -132,7 +132,17 @@ impl File {
     }
 }
 
-/// LEB128 unsigned varint.
+/// LEB128 unsigned varint (golden bytes: the format depends on them).
+///
+/// ```
+/// let mut b = Vec::new();
+/// diffc::container::put_varint(&mut b, 300);
+/// diffc::container::put_varint(&mut b, 5);
+/// assert_eq!(b, [0xac, 0x02, 0x05]);
+/// let mut c = diffc::container::Cursor::new(&b);
+/// assert_eq!((c.varint().unwrap(), c.varint().unwrap()), (300, 5));
+/// assert!(c.varint().is_err());
+/// ```
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let b = (v & 0x7f) as u8;
