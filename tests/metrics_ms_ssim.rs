@@ -1,41 +1,11 @@
 //! MS-SSIM and PSNR pinned against golden values from pytorch-msssim (float64), computed once
 //! by eval/fixtures/make_ms_ssim_fixture.py on integer patterns regenerated here bit-exactly
 //! (tolerance 1e-9 against the float64-window reference, 1e-6 against the stock package).
-use diffc::image_io::{Image, Shape};
 use diffc::metrics::{ms_ssim, psnr};
 
 /// Mirror of eval/fixtures/patterns.py (bit-exact integer patterns, planar CHW, 0..=255).
-fn h32(x: u32, y: u32, c: u32, seed: u32) -> u32 {
-    let mut v = x.wrapping_mul(73856093) ^ y.wrapping_mul(19349663) ^ c.wrapping_mul(83492791) ^ seed.wrapping_mul(2654435761);
-    v ^= v >> 13;
-    v = v.wrapping_mul(0x5BD1E995);
-    v ^= v >> 15;
-    v
-}
-
-fn pattern(kind: &str, h: usize, w: usize, seed: u32) -> Vec<u8> {
-    let mut out = vec![0u8; 3 * h * w];
-    for c in 0..3u32 {
-        for y in 0..h as u32 {
-            for x in 0..w as u32 {
-                let base = ((x * (c + 2) + y * 3 + ((x * y) >> 5)) + (h32(x >> 3, y >> 3, c, seed) & 63)) & 255;
-                let v = match kind {
-                    "base" => base,
-                    "noisy" => (base as i64 + (h32(x, y, c, seed + 1) % 61) as i64 - 30).clamp(0, 255) as u32,
-                    "quant" => ((base >> 4) << 4) + 8,
-                    "blocks" => h32(x >> 3, y >> 3, c, seed) & 255,
-                    _ => panic!("unknown pattern {kind}"),
-                };
-                out[(c as usize * h + y as usize) * w + x as usize] = v as u8;
-            }
-        }
-    }
-    out
-}
-
-fn to_image(p: &[u8], h: usize, w: usize) -> Image {
-    Image { shape: Shape::new(3, h, w), data: p.iter().map(|&v| v as f32 / 127.5 - 1.0).collect() }
-}
+mod common;
+use common::{pattern, to_image};
 
 #[derive(serde::Deserialize)]
 struct Case {
