@@ -19,6 +19,18 @@ Evaluation (dev24 256×256 crops): full VLB in bits/dim = diffusion term (K stra
 image) + prior KL at λ_min + discretised-Gaussian 8-bit reconstruction at λ_max, next to
 PNG's bits/dim (Pillow, optimize=True) on the same crops.
 
+HFD refiner (Hoogeboom et al. 2023), `--cond-mse checkpoints/hfd-mse.safetensors`: the same
+U-Net, conditioned on c = 2·X̂_MSE − 1, the reconstruction of the MSE codec
+(notebooks/train_hfd_mse.py) at a rate r ~ U[0, R−1] drawn per training crop; c is appended
+to the per-pixel input features (config `cond_channels`), and the log-SNR range is usually
+shifted towards low noise (diffusion only adds detail). Sampling starts at λ_min from
+z = α c + σ ε. Eval: conditional VLB on dev24 at a few rates, with the PSNR of X̂_MSE there.
+
+    python notebooks/train_unet.py --name hfd-refiner --cond-mse checkpoints/hfd-mse.safetensors \
+        --init-from checkpoints/photo-unet-s.safetensors --logsnr-min -6 --logsnr-max 13 \
+        --crop 128 --batch 8 --minutes 40
+    python notebooks/train_unet.py --name hfd-refiner --write-fixture   # tests/fixtures/refiner_parity
+
 Export: checkpoints/NAME.safetensors (f32, candle layout: conv OIHW, linear (out, in);
 architecture in the `__metadata__` key `diffc_unet_config` as JSON) and checkpoints/NAME.json
 (model card). `--write-fixture` writes tests/fixtures/unet_parity.safetensors from the
@@ -71,6 +83,7 @@ def default_config(args):
         "prediction": "v",
         "logsnr_min": args.logsnr_min,
         "logsnr_max": args.logsnr_max,
+        "cond_channels": 3 if args.cond_mse else 0,
     }
 
 
@@ -115,7 +128,7 @@ def init_params(cfg, seed):
     lin("temb.lin2", E, E)
     ch, nres = cfg["channels"], cfg["num_res_blocks"]
     pc = cfg["in_channels"] * cfg["patch"] ** 2
-    conv("conv_in", pc * (3 if cfg.get("input_fourier") else 1), ch[0], 3)
+    conv("conv_in", conv_in_channels(cfg), ch[0], 3)
     for prefix, cin, cout in resblock_names(cfg):
         norm(prefix + ".norm1", cin)
         conv(prefix + ".conv1", cin, cout, 3)
@@ -132,6 +145,12 @@ def init_params(cfg, seed):
     norm("norm_out", ch[0])
     conv("conv_out", ch[0], pc, 3, zero=True)
     return {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
+
+
+def conv_in_channels(cfg):
+    """Input channels of conv_in: space-to-depth of [z (+ its grid phase features), cond]."""
+    per_pixel = cfg["in_channels"] * (3 if cfg.get("input_fourier") else 1) + cfg.get("cond_channels", 0)
+    return per_pixel * cfg["patch"] ** 2
 
 
 def _conv(p, name, x, stride=1):
@@ -229,8 +248,14 @@ def grid_v(z, logsnr):
     return ((a - 1.0) * z - m) / s
 
 
-def unet_apply(p, cfg, z, logsnr):
-    """z: (B, H, W, 3) NHWC, H and W multiples of 2^(levels−1); logsnr: (B,). Returns v̂."""
+def unet_apply(p, cfg, z, logsnr, cond=None):
+    """z: (B, H, W, 3) NHWC, H and W multiples of patch·2^(levels−1); logsnr: (B,). Returns v̂.
+
+    cond: (B, H, W, cond_channels) NHWC in [−1, 1], required iff cfg["cond_channels"] > 0;
+    it is appended to the per-pixel input features (after z's Fourier features, before
+    space-to-depth). After space-to-depth (channel c·P² + dy·P + dx) its channels are the
+    last conv_in input columns, so an unconditional checkpoint's conv_in fills the first ones.
+    """
     ch, nres = cfg["channels"], cfg["num_res_blocks"]
     L = len(ch)
     emb = embed_logsnr(p, logsnr)
@@ -238,6 +263,14 @@ def unet_apply(p, cfg, z, logsnr):
     B, H, W, C = z.shape
     z_in = z
     z = input_features(cfg, z, logsnr)
+    nc = cfg.get("cond_channels", 0)
+    if nc:
+        if cond is None or cond.shape != (B, H, W, nc):
+            raise ValueError(f"model needs a condition of shape {(B, H, W, nc)}, got "
+                             f"{None if cond is None else cond.shape}")
+        z = jnp.concatenate([z, cond.astype(z.dtype)], axis=-1)
+    elif cond is not None:
+        raise ValueError("model has no condition input (cond_channels = 0)")
     if P > 1:  # space-to-depth; channel index = c·P² + dy·P + dx (as a CHW reshape gives)
         Ci = z.shape[-1]
         z = z.reshape(B, H // P, P, W // P, P, Ci).transpose(0, 1, 3, 5, 2, 4).reshape(B, H // P, W // P, Ci * P * P)
@@ -269,7 +302,7 @@ def flops_per_pixel(cfg):
     """Multiply-adds × 2 of convs and per-pixel work, per full-resolution pixel (approx)."""
     ch, nres = cfg["channels"], cfg["num_res_blocks"]
     P2 = cfg["patch"] ** 2
-    tot = 2 * 9 * 3 * P2 * ch[0] * 2 / P2  # conv_in + conv_out
+    tot = 2 * 9 * (conv_in_channels(cfg) + 3 * P2) * ch[0] / P2  # conv_in + conv_out
     for prefix, cin, cout in resblock_names(cfg):
         l = int(prefix.split(".")[1])
         tot += (2 * 9 * cin * cout + 2 * 9 * cout * cout) / 4 ** l / P2
@@ -285,26 +318,26 @@ def alpha_sigma(logsnr):
 # ----------------------------------------------------------------------------- loss
 
 
-def diffusion_loss(p, cfg, x, eps, logsnr):
+def diffusion_loss(p, cfg, x, eps, logsnr, cond=None):
     """VDM continuous-time diffusion term, nats per image (summed over dims)."""
     a, s = alpha_sigma(logsnr)
     a4, s4 = a[:, None, None, None], s[:, None, None, None]
     z = a4 * x + s4 * eps
     v = a4 * eps - s4 * x
-    vhat = unet_apply(p, cfg, z, logsnr)
+    vhat = unet_apply(p, cfg, z, logsnr, cond)
     rng = cfg["logsnr_max"] - cfg["logsnr_min"]
     return 0.5 * rng * (a ** 2) * jnp.sum((v - vhat) ** 2, axis=(1, 2, 3))
 
 
 def make_train_step(cfg, opt):
-    def loss_fn(p, x, eps, logsnr):
-        per = diffusion_loss(p, cfg, x, eps, logsnr)
+    def loss_fn(p, x, eps, logsnr, cond):
+        per = diffusion_loss(p, cfg, x, eps, logsnr, cond)
         D = x.shape[1] * x.shape[2] * x.shape[3]
         return jnp.mean(per) / D  # nats/dim
 
     @jax.jit
-    def step(p, ema, opt_state, x, eps, logsnr, ema_decay):
-        loss, g = jax.value_and_grad(loss_fn)(p, x, eps, logsnr)
+    def step(p, ema, opt_state, x, eps, logsnr, ema_decay, cond=None):
+        loss, g = jax.value_and_grad(loss_fn)(p, x, eps, logsnr, cond)
         gnorm = optax.global_norm(g)
         upd, opt_state = opt.update(g, opt_state, p)
         p = optax.apply_updates(p, upd)
@@ -415,21 +448,27 @@ def png_bpd(u8_images):
 
 def make_eval_fn(cfg):
     @jax.jit
-    def f(p, x, eps, logsnr):
-        return diffusion_loss(p, cfg, x, eps, logsnr)
+    def f(p, x, eps, logsnr, cond=None):
+        return diffusion_loss(p, cfg, x, eps, logsnr, cond)
     return f
 
 
-def vlb_bpd(p, cfg, u8_images, K, seed, batch=4):
-    """Full VLB (bits/dim) of 8-bit images: diffusion + prior + reconstruction terms."""
+def vlb_bpd(p, cfg, u8_images, K, seed, batch=4, conds=None):
+    """Full VLB (bits/dim) of 8-bit images: diffusion + prior + reconstruction terms.
+
+    With `conds` (one (H, W, C) array in [−1, 1] per image) the bound is conditional,
+    −log p(x | c): the network sees c, and the prior at λ_min is N(α c, σ² I) — the decoder
+    starts from z = α c + σ ε — so the prior term is ½ e^{λ_min} ‖x − c‖².
+    """
     from scipy.special import ndtr
     f = make_eval_fn(cfg)
     rng = np.random.default_rng(seed)
     lmin, lmax = cfg["logsnr_min"], cfg["logsnr_max"]
     total_nats, total_dims = 0.0, 0
     terms = {"diffusion": 0.0, "prior": 0.0, "recon": 0.0}
-    for a in u8_images:
+    for n, a in enumerate(u8_images):
         x = to_unit(a)[None]
+        c = None if conds is None else np.asarray(conds[n], np.float32)[None]
         D = x.size
         # diffusion term: K stratified λ, fresh ε each
         u = (rng.random() + np.arange(K)) / K
@@ -439,12 +478,15 @@ def vlb_bpd(p, cfg, u8_images, K, seed, batch=4):
             l = lams[j:j + batch]
             xb = np.repeat(x, len(l), 0)
             eps = rng.standard_normal(xb.shape).astype(np.float32)
-            dif.append(np.asarray(f(p, xb, eps, l)))
+            cb = None if c is None else np.repeat(c, len(l), 0)
+            dif.append(np.asarray(f(p, xb, eps, l, cb)))
         dif = float(np.concatenate(dif).mean())
-        # prior: KL(q(z_1|x) ‖ N(0, I)) at λ_min
         a2, s2 = 1 / (1 + math.exp(-lmin)), 1 / (1 + math.exp(lmin))
         x64 = x.astype(np.float64)
-        prior = float(0.5 * np.sum(a2 * x64 ** 2 + s2 - 1.0 - math.log(s2)))
+        if c is None:  # prior: KL(q(z_1|x) ‖ N(0, I)) at λ_min
+            prior = float(0.5 * np.sum(a2 * x64 ** 2 + s2 - 1.0 - math.log(s2)))
+        else:  # KL(N(α x, σ²) ‖ N(α c, σ²))
+            prior = float(0.5 * math.exp(lmin) * np.sum((x64 - c.astype(np.float64)) ** 2))
         # reconstruction: discretised Gaussian around z_0/α_0 with scale σ_0/α_0
         a0, s0 = math.sqrt(1 / (1 + math.exp(-lmax))), math.sqrt(1 / (1 + math.exp(lmax)))
         e0 = rng.standard_normal(x.shape)
@@ -462,6 +504,45 @@ def vlb_bpd(p, cfg, u8_images, K, seed, batch=4):
         total_dims += D
     k = 1.0 / (total_dims * math.log(2))
     return total_nats * k, {t: v * k for t, v in terms.items()}
+
+
+class MseCond:
+    """HFD's condition: the MSE codec's reconstruction X̂_MSE (notebooks/train_hfd_mse.py).
+
+    `cond(u8, r)` maps 8-bit NHWC images (H, W multiples of 64) and continuous rates r ∈ [0, R−1]
+    to c = 2·X̂_MSE − 1 ∈ [−1, 1] (float, rounding quantisation, no gradient).
+    """
+
+    def __init__(self, path):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import train_hfd_mse as hm
+        with open(path, "rb") as fh:
+            self.crc32 = zlib.crc32(fh.read())
+        self.path = path
+        self.p, self.cfg = hm.load_exported(path)
+        self.R = len(self.cfg["lambdas"])
+        self._rec = jax.jit(lambda mp, x, r: 2.0 * hm.reconstruct(mp, x, r) - 1.0)
+        self._fwd = jax.jit(lambda mp, x, r: hm.forward(mp, x, r, 0.0, 0.0, hard=True))
+
+    def cond(self, u8, r):
+        x = jnp.asarray(u8.astype(np.float32) / 255.0)
+        return np.asarray(self._rec(self.p, x, jnp.asarray(r, jnp.float32)))
+
+    def at_rate(self, u8_images, r):
+        """Conditions for each image at rate r, with mean PSNR (8-bit X̂_MSE) and ideal bpp."""
+        conds, psnrs, bpps = [], [], []
+        for a in u8_images:
+            H, W = a.shape[:2]
+            if H % 64 or W % 64:
+                raise SystemExit(f"MSE codec needs multiples of 64, got {H}x{W}")
+            x = jnp.asarray(a[None].astype(np.float32) / 255.0)
+            xh, by, bz = self._fwd(self.p, x, jnp.asarray([float(r)], jnp.float32))
+            xh = np.clip(np.asarray(xh)[0], 0.0, 1.0)
+            conds.append((2.0 * xh - 1.0).astype(np.float32))
+            mse = np.mean((np.round(xh * 255.0) - a.astype(np.float64)) ** 2)
+            psnrs.append(10 * math.log10(255 ** 2 / max(mse, 1e-10)))
+            bpps.append(float(by[0] + bz[0]) / (H * W))
+        return conds, float(np.mean(psnrs)), float(np.mean(bpps))
 
 
 def load_dev(data_dir, limit=None):
@@ -506,6 +587,9 @@ def write_fixture(ckpt, out):
     `z`/`logsnr`/`v`: the raw network on a (3m)×(5m) input (m = the size multiple) at three λ.
     `pad_z`/`pad_logsnr`/`pad_x`: the denoiser adapter path on a 3×13×17 input: reflect-pad
     bottom/right to the size multiple, run, crop back, x̂ = clip(α z − σ v̂, −1, 1).
+    A conditional model (cond_channels > 0) also gets `c` (N, C, H, W) and `pad_c` (C, 13, 17),
+    drawn after everything else so that an unconditional fixture is unchanged; its condition
+    is reflect-padded exactly like z.
     """
     with open(ckpt, "rb") as fh:
         raw = fh.read()
@@ -519,15 +603,23 @@ def write_fixture(ckpt, out):
     a = np.sqrt(1 / (1 + np.exp(-lams.astype(np.float64))))[:, None, None, None]
     s = np.sqrt(1 / (1 + np.exp(lams.astype(np.float64))))[:, None, None, None]
     z = (a * x + s * eps).astype(np.float32)
-    v = unet_apply(p, cfg, jnp.asarray(z.transpose(0, 2, 3, 1)), jnp.asarray(lams))
-    v = np.asarray(v).transpose(0, 3, 1, 2).astype(np.float32)
     # adapter case
     h2, w2 = 13, 17
     lam2 = np.float32(2.0)
     pz = rng.standard_normal((3, h2, w2)).astype(np.float32)
     ph, pw = (-h2) % m, (-w2) % m
+    nc = cfg.get("cond_channels", 0)
+    c = pc = None
+    if nc:
+        # a smooth-ish condition near x (like X̂_MSE), and an independent one for the adapter
+        c = np.clip(x + 0.1 * rng.standard_normal(x.shape), -1, 1).astype(np.float32)
+        pc = np.clip(rng.standard_normal((nc, h2, w2)) * 0.5, -1, 1).astype(np.float32)
+    nhwc = lambda t: None if t is None else jnp.asarray(t.transpose(0, 2, 3, 1))
+    v = unet_apply(p, cfg, nhwc(z), jnp.asarray(lams), nhwc(c))
+    v = np.asarray(v).transpose(0, 3, 1, 2).astype(np.float32)
     zp = np.pad(pz, ((0, 0), (0, ph), (0, pw)), mode="reflect")
-    vp = unet_apply(p, cfg, jnp.asarray(zp.transpose(1, 2, 0)[None]), jnp.asarray([lam2]))
+    cp = None if pc is None else np.pad(pc, ((0, 0), (0, ph), (0, pw)), mode="reflect")[None]
+    vp = unet_apply(p, cfg, jnp.asarray(zp.transpose(1, 2, 0)[None]), jnp.asarray([lam2]), nhwc(cp))
     vp = np.asarray(vp)[0].transpose(2, 0, 1)[:, :h2, :w2]
     a2 = math.sqrt(1 / (1 + math.exp(-float(lam2))))
     s2 = math.sqrt(1 / (1 + math.exp(float(lam2))))
@@ -535,6 +627,8 @@ def write_fixture(ckpt, out):
     os.makedirs(os.path.dirname(out), exist_ok=True)
     arrs = {"z": z, "logsnr": lams, "v": v,
             "pad_z": pz, "pad_logsnr": np.array([lam2], np.float32), "pad_x": px}
+    if nc:
+        arrs.update({"c": c, "pad_c": pc})
     save_file({k: np.ascontiguousarray(a) for k, a in arrs.items()},
               out, metadata={"checkpoint": os.path.basename(ckpt),
                              "checkpoint_crc32": str(zlib.crc32(raw))})
@@ -589,7 +683,17 @@ def main():
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--bench", action="store_true", help="time train steps and exit")
     ap.add_argument("--write-fixture", action="store_true",
-                    help="write tests/fixtures/unet_parity.safetensors from the checkpoint and exit")
+                    help="write the parity fixture (--fixture-out) from the checkpoint and exit")
+    ap.add_argument("--fixture-out", default=None,
+                    help="default tests/fixtures/unet_parity.safetensors, or "
+                    "tests/fixtures/refiner_parity.safetensors for a conditional checkpoint")
+    ap.add_argument("--cond-mse", default=None, metavar="CKPT",
+                    help="HFD refiner: condition on the reconstruction of this MSE codec "
+                    "(checkpoints/hfd-mse.safetensors), rate r ~ U[0, R-1] per element")
+    ap.add_argument("--eval-rates", default=None,
+                    help="conditional eval: MSE-codec rates (default 0,(R-1)/2,R-1)")
+    ap.add_argument("--periodic-eval-images", type=int, default=6,
+                    help="conditional runs: dev images in the periodic (non-final) evals")
     ap.add_argument("--eval-only", action="store_true", help="evaluate the checkpoint, update its card")
     ap.add_argument("--rust-seconds", type=float, default=None,
                     help="measured candle forward seconds (256×256) to record in the card")
@@ -600,8 +704,17 @@ def main():
     state_dir = args.state_dir or os.path.join(args.data_dir, "runs", args.name)
 
     if args.write_fixture:
-        write_fixture(ckpt, os.path.join(REPO, "tests", "fixtures", "unet_parity.safetensors"))
+        out = args.fixture_out
+        if out is None:
+            _, fcfg, _ = load_checkpoint(ckpt)
+            out = os.path.join(REPO, "tests", "fixtures", "refiner_parity.safetensors"
+                               if fcfg.get("cond_channels", 0) else "unet_parity.safetensors")
+        write_fixture(ckpt, out)
         return
+
+    mse = MseCond(args.cond_mse) if args.cond_mse else None
+    if mse is not None and args.crop % 64:
+        raise SystemExit("--cond-mse needs --crop a multiple of 64 (the MSE codec's size multiple)")
 
     def load_card():
         if os.path.exists(card_path):
@@ -609,7 +722,9 @@ def main():
                 return json.load(fh)
         return {}
 
-    def evaluate(p, cfg, K):
+    def evaluate(p, cfg, K, final=True):
+        if cfg.get("cond_channels", 0):
+            return evaluate_cond(p, cfg, K, final)
         dev = load_dev(args.data_dir, args.eval_limit or None)
         if not dev:
             return None
@@ -618,6 +733,30 @@ def main():
         return {"dev_vlb_bpd": round(bpd, 4), "dev_vlb_terms_bpd": {k: round(v, 4) for k, v in terms.items()},
                 "png_bpd": round(png_bpd(dev), 4), "dev_images": len(dev), "dev_vlb_lambda_samples": K,
                 "eval_wall_s": round(time.time() - t, 1)}
+
+    def evaluate_cond(p, cfg, K, final):
+        if mse is None:
+            raise SystemExit("a conditional model needs --cond-mse to be evaluated")
+        lim = args.eval_limit or None
+        if not final:
+            lim = min(lim or 10 ** 9, args.periodic_eval_images)
+        dev = load_dev(args.data_dir, lim)
+        if not dev:
+            return None
+        t = time.time()
+        R = mse.R
+        rates = ([float(r) for r in args.eval_rates.split(",")] if args.eval_rates
+                 else sorted({0.0, (R - 1) / 2, float(R - 1)}))
+        rows = []
+        for r in rates:
+            conds, psnr, bpp = mse.at_rate(dev, r)
+            bpd, terms = vlb_bpd(p, cfg, dev, K=K, seed=2024, conds=conds)
+            rows.append({"rate": r, "mse_ideal_bpp": round(bpp, 4), "mse_psnr_db": round(psnr, 2),
+                         "cond_vlb_bpd": round(bpd, 4),
+                         "cond_vlb_terms_bpd": {k: round(v, 4) for k, v in terms.items()}})
+        return {"dev_cond_eval": rows, "dev_cond_vlb_bpd_mean": round(float(np.mean([r["cond_vlb_bpd"] for r in rows])), 4),
+                "png_bpd": round(png_bpd(dev), 4), "dev_images": len(dev),
+                "dev_vlb_lambda_samples": K, "eval_wall_s": round(time.time() - t, 1)}
 
     if args.eval_only:
         p, cfg, meta = load_checkpoint(ckpt)
@@ -679,6 +818,8 @@ def main():
             print(f"warm start from {args.init_from} at step {step0}", flush=True)
         ema = dict(params)
         opt_state_saved = None
+    if bool(cfg.get("cond_channels", 0)) != (mse is not None):
+        raise SystemExit("a conditional model (cond_channels > 0) trains with --cond-mse, and only it")
     npar = param_count(params)
     fpp = flops_per_pixel(cfg)
     print(f"config {json.dumps(cfg)}\nparams {npar}  ~{fpp/1e3:.0f} kFLOP/pixel "
@@ -697,6 +838,9 @@ def main():
         train_desc = (f"{len(paths)} training photos from {args.data_dir}/train (eval/data/fetch_data.py), "
                       f"random {args.crop}x{args.crop} crops of 2/2.5/3/4x box-downscaled copies, "
                       f"horizontal flips")
+    if mse is not None:
+        train_desc += (f"; condition: {os.path.basename(mse.path)} (crc32 {mse.crc32}) reconstruction of "
+                       f"each crop at r ~ U[0, {mse.R - 1}]")
 
     # ---- optimiser (learning rate set each step from the time budget)
     opt = optax.chain(optax.clip_by_global_norm(args.clip),
@@ -728,9 +872,11 @@ def main():
         os.makedirs(args.out_dir, exist_ok=True)
         os.makedirs(state_dir, exist_ok=True)
         train_s = elapsed0 + (time.time() - t_start)
-        ev = None if args.no_eval else evaluate(ema, cfg, args.final_eval_k if final else args.eval_k)
+        ev = None if args.no_eval else evaluate(ema, cfg, args.final_eval_k if final else args.eval_k, final)
         card = load_card()
         meta = {"step": step, "train_seconds": round(train_s, 1)}
+        if mse is not None:
+            meta.update({"cond_mse_checkpoint": os.path.basename(mse.path), "cond_mse_crc32": mse.crc32})
         save_checkpoint(ckpt, ema, cfg, meta)
         with open(os.path.join(state_dir, "state.pkl"), "wb") as fh:
             pickle.dump({"cfg": cfg, "step": step, "elapsed": train_s,
@@ -760,6 +906,24 @@ def main():
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "code_revision": git_rev(),
         })
+        if mse is not None:
+            card.update({
+                "condition": ("HFD refiner (Hoogeboom et al. 2023): samples x ~ p(x | c) with c = 2*X_mse - 1 "
+                              "in [-1, 1], X_mse the reconstruction (rounding quantisation, float, clipped to "
+                              "[0, 1]) of the MSE codec below at a rate r ~ U[0, R-1] drawn per training "
+                              "example; c is concatenated to the per-pixel input features before "
+                              "space-to-depth (cond_channels)"),
+                "cond_mse_checkpoint": os.path.basename(mse.path),
+                "cond_mse_crc32": mse.crc32,
+                "cond_mse_lambdas": mse.cfg["lambdas"],
+                "sampling": ("decode from z = a*c + s*eps at logsnr_min (%g), denoise to logsnr_max (%g); "
+                             "the conditional VLB's prior term is KL(q(z|x) || N(a*c, s^2 I)) at logsnr_min"
+                             % (cfg["logsnr_min"], cfg["logsnr_max"])),
+            })
+            card["objective"] = ("continuous-time VDM bound of x given c, logsnr ~ U[min,max] stratified per "
+                                 "batch; weights are the EMA (decay %g)" % args.ema)
+            card["eval_data"] = ("dev24/crop256 (held-out 256x256 crops, lossless PNG); final eval on all "
+                                 "of them, periodic evals on the first %d" % args.periodic_eval_images)
         if ev:
             card.update(ev)
         if init_note:
@@ -771,8 +935,14 @@ def main():
         with open(card_path, "w") as fh:
             json.dump(card, fh, indent=2)
             fh.write("\n")
-        print(f"exported {ckpt} step {step}" + (f" dev_vlb_bpd {ev['dev_vlb_bpd']} png_bpd {ev['png_bpd']} "
-              f"{ev['dev_vlb_terms_bpd']} ({ev['eval_wall_s']} s)" if ev else ""), flush=True)
+        if ev and "dev_cond_eval" in ev:
+            rows = " | ".join(f"r={r['rate']:g}: mse {r['mse_ideal_bpp']:.3f} bpp {r['mse_psnr_db']:.2f} dB, "
+                              f"cond vlb {r['cond_vlb_bpd']:.4f} bpd" for r in ev["dev_cond_eval"])
+            print(f"exported {ckpt} step {step} ({ev['dev_images']} imgs, K={ev['dev_vlb_lambda_samples']}, "
+                  f"{ev['eval_wall_s']} s) {rows}", flush=True)
+        else:
+            print(f"exported {ckpt} step {step}" + (f" dev_vlb_bpd {ev['dev_vlb_bpd']} png_bpd {ev['png_bpd']} "
+                  f"{ev['dev_vlb_terms_bpd']} ({ev['eval_wall_s']} s)" if ev else ""), flush=True)
 
     while True:
         now = time.time()
@@ -782,14 +952,19 @@ def main():
         warm = min(1.0, (step - warm_from + 1) / args.warmup)
         lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         opt_state = set_lr(opt_state, lr)
-        x = to_unit(next(batches))
+        u8 = next(batches)
+        x = to_unit(u8)
         eps = noise_rng.standard_normal(x.shape).astype(np.float32)
         u = (noise_rng.random() + np.arange(B)) / B
         noise_rng.shuffle(u)
         lam = (lmin + u * (lmax - lmin)).astype(np.float32)
+        cond = None
+        if mse is not None:
+            rates = noise_rng.uniform(0.0, mse.R - 1, size=B).astype(np.float32)
+            cond = mse.cond(u8, rates)
         ema_decay = min(args.ema, (1 + step - warm_from) / (10 + step - warm_from))
         params, ema, opt_state, loss, gnorm = train_step(params, ema, opt_state, x, eps, lam,
-                                                         jnp.float32(ema_decay))
+                                                         jnp.float32(ema_decay), cond)
         step += 1
         losses.append(float(loss))
         if step == step0 + 1:

@@ -2,6 +2,10 @@
 //!
 //! Any H×W: the input is reflect-padded at the bottom/right to the network's multiple and
 //! the output cropped back. The network predicts v; x̂ = α z − σ v̂, clamped to [−1, 1].
+//!
+//! A conditional checkpoint (HFD's refiner, `cond_channels > 0`) loads as a [`UNetDenoiser`]
+//! too, but denoises only through a [`CondDenoiser`], which binds one condition image
+//! (c = 2·X̂_MSE − 1) to it and is then an ordinary [`Denoiser`] for images of that size.
 use super::Denoiser;
 use super::param::alpha_sigma;
 use crate::image_io::Shape;
@@ -9,6 +13,7 @@ use crate::nn::unet::UNet;
 use anyhow::{Result, bail};
 use candle_core::{Device, Tensor};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A trained U-Net checkpoint used as a denoiser.
 pub struct UNetDenoiser {
@@ -34,12 +39,26 @@ impl UNetDenoiser {
         &self.net
     }
 
+    /// Channels of the condition image the model needs (0: unconditional).
+    pub fn cond_channels(&self) -> usize {
+        self.net.config().cond_channels
+    }
+
     /// Raw network output v̂ for planar `z` (any H×W; padded and cropped internally).
+    /// Unconditional models only; a conditional one goes through [`CondDenoiser`].
     pub fn predict_v(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
-        let Shape { c, h, w } = shape;
-        if z.len() != shape.len() {
-            bail!("input has {} values, shape {c}×{h}×{w} needs {}", z.len(), shape.len());
+        if self.cond_channels() > 0 {
+            bail!(
+                "model {} is conditional ({} condition channels, HFD refiner): use it through a CondDenoiser",
+                self.name,
+                self.cond_channels()
+            );
         }
+        self.run(z, shape, None, logsnr)
+    }
+
+    fn check_shape(&self, shape: Shape) -> Result<(usize, usize)> {
+        let Shape { c, h, w } = shape;
         let cfg = self.net.config();
         if c != cfg.in_channels {
             bail!("model {} takes {} channels, got {c}", self.name, cfg.in_channels);
@@ -48,11 +67,20 @@ impl UNetDenoiser {
             bail!("empty input {h}×{w}");
         }
         let m = cfg.multiple();
-        let (hp, wp) = (h.div_ceil(m) * m, w.div_ceil(m) * m);
+        Ok((h.div_ceil(m) * m, w.div_ceil(m) * m))
+    }
+
+    /// `cond`: the already padded (1, cond_channels, hp, wp) condition, if any.
+    fn run(&self, z: &[f32], shape: Shape, cond: Option<&Tensor>, logsnr: f64) -> Result<Vec<f32>> {
+        let Shape { c, h, w } = shape;
+        if z.len() != shape.len() {
+            bail!("input has {} values, shape {c}×{h}×{w} needs {}", z.len(), shape.len());
+        }
+        let (hp, wp) = self.check_shape(shape)?;
         let padded = reflect_pad(z, c, h, w, hp, wp);
         let x = Tensor::from_vec(padded, (1, c, hp, wp), &self.device)?;
         let l = Tensor::from_vec(vec![logsnr as f32], 1, &self.device)?;
-        let v = self.net.forward(&x, &l)?.flatten_all()?.to_vec1::<f32>()?;
+        let v = self.net.forward_cond(&x, &l, cond)?.flatten_all()?.to_vec1::<f32>()?;
         if hp == h && wp == w {
             return Ok(v);
         }
@@ -96,6 +124,12 @@ fn reflect_pad(z: &[f32], c: usize, h: usize, w: usize, hp: usize, wp: usize) ->
     out
 }
 
+/// x̂ = clamp(α z − σ v̂, −1, 1) in f64, as the trainer's fixture computes it.
+fn x_from_v(z: &[f32], v: &[f32], logsnr: f64) -> Vec<f32> {
+    let (a, s) = alpha_sigma(logsnr);
+    z.iter().zip(v).map(|(&z, &v)| ((a * z as f64 - s * v as f64) as f32).clamp(-1.0, 1.0)).collect()
+}
+
 impl Denoiser for UNetDenoiser {
     fn name(&self) -> &str {
         &self.name
@@ -107,12 +141,100 @@ impl Denoiser for UNetDenoiser {
 
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
         let v = self.predict_v(z, shape, logsnr)?;
-        let (a, s) = alpha_sigma(logsnr);
-        Ok(z
-            .iter()
-            .zip(&v)
-            .map(|(&z, &v)| ((a * z as f64 - s * v as f64) as f32).clamp(-1.0, 1.0))
-            .collect())
+        Ok(x_from_v(z, &v, logsnr))
+    }
+}
+
+/// A conditional U-Net (HFD's refiner) bound to one condition image: a [`Denoiser`] of
+/// p(x | c) for inputs of exactly the bound shape.
+///
+/// `cond` is planar `cond_channels×h×w` in [−1, 1] (HFD: c = 2·X̂_MSE − 1 with X̂_MSE the MSE
+/// codec's reconstruction in [0, 1]); it is reflect-padded once, exactly like z. The name and
+/// fingerprint are the base checkpoint's (its file stem and the CRC-32 of its bytes).
+/// Sampling starts at [`CondDenoiser::logsnr_min`] from z = α·c + σ·ε and ends at
+/// [`CondDenoiser::logsnr_max`], the range the refiner was trained on.
+pub struct CondDenoiser {
+    base: Arc<UNetDenoiser>,
+    cond: Vec<f32>,
+    cond_padded: Tensor,
+    shape: Shape,
+}
+
+impl CondDenoiser {
+    /// Binds `cond` (planar, `base.cond_channels() × shape.h × shape.w`, finite, in [−1, 1])
+    /// to the conditional model `base` for inputs z of `shape` (`in_channels × h × w`).
+    /// Errors if `base` is unconditional or any size disagrees.
+    pub fn new(base: Arc<UNetDenoiser>, cond: Vec<f32>, shape: Shape) -> Result<Self> {
+        let nc = base.cond_channels();
+        if nc == 0 {
+            bail!("model {} is unconditional: it takes no condition image", base.name);
+        }
+        let (hp, wp) = base.check_shape(shape)?;
+        let Shape { h, w, .. } = shape;
+        if cond.len() != nc * h * w {
+            bail!("condition has {} values, model {} needs {nc}×{h}×{w} = {}", cond.len(), base.name, nc * h * w);
+        }
+        if let Some(bad) = cond.iter().find(|v| !(v.is_finite() && v.abs() <= 1.0 + 1e-3)) {
+            bail!("condition values must lie in [-1, 1] (c = 2·x − 1), found {bad}");
+        }
+        let padded = reflect_pad(&cond, nc, h, w, hp, wp);
+        let cond_padded = Tensor::from_vec(padded, (1, nc, hp, wp), &base.device)?;
+        Ok(CondDenoiser { base, cond, cond_padded, shape })
+    }
+
+    pub fn base(&self) -> &Arc<UNetDenoiser> {
+        &self.base
+    }
+
+    /// The bound condition, planar `cond_channels×h×w`.
+    pub fn cond(&self) -> &[f32] {
+        &self.cond
+    }
+
+    /// The shape of z this denoiser accepts.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Lowest log-SNR of the training range: where sampling starts, from z = α·c + σ·ε.
+    pub fn logsnr_min(&self) -> f64 {
+        self.base.net.config().logsnr_min
+    }
+
+    /// Highest log-SNR of the training range: where sampling ends.
+    pub fn logsnr_max(&self) -> f64 {
+        self.base.net.config().logsnr_max
+    }
+
+    /// Raw network output v̂ for planar `z` of the bound shape.
+    pub fn predict_v(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
+        if shape != self.shape {
+            bail!(
+                "conditional denoiser was bound to {}×{}×{}, got {}×{}×{}",
+                self.shape.c,
+                self.shape.h,
+                self.shape.w,
+                shape.c,
+                shape.h,
+                shape.w
+            );
+        }
+        self.base.run(z, shape, Some(&self.cond_padded), logsnr)
+    }
+}
+
+impl Denoiser for CondDenoiser {
+    fn name(&self) -> &str {
+        &self.base.name
+    }
+
+    fn fingerprint(&self) -> u32 {
+        self.base.fingerprint
+    }
+
+    fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
+        let v = self.predict_v(z, shape, logsnr)?;
+        Ok(x_from_v(z, &v, logsnr))
     }
 }
 

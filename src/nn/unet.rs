@@ -7,8 +7,10 @@
 //! Layout, in forward order (names are the checkpoint keys):
 //! - `temb.freqs` (F), `temb.lin1` (2F → E), `temb.lin2` (E → E), SiLU after each;
 //! - optional input Fourier features (the phase of z on the 8-bit grid, see
-//!   [`Config::input_fourier`]) as extra channels, space-to-depth by `patch`, then
-//!   `conv_in` (3·k·patch² → channels[0], 3×3, k = 3 with the features, else 1);
+//!   [`Config::input_fourier`]) as extra channels, then the condition image if the model has
+//!   one ([`Config::cond_channels`], HFD's refiner), space-to-depth by `patch`, then
+//!   `conv_in` ((3·k + cond_channels)·patch² → channels[0], 3×3, k = 3 with the features,
+//!   else 1);
 //! - `down.{l}.{i}` resblocks at level l, then `down.{l}.ds` (3×3, stride 2) to level l+1;
 //! - up the levels: `up.{l}.us` (1×1) at the coarse level, nearest 2× upsampling, add the
 //!   skip from `down.{l}`, then `up.{l}.{i}` resblocks;
@@ -56,6 +58,10 @@ pub struct Config {
     pub prediction: String,
     pub logsnr_min: f64,
     pub logsnr_max: f64,
+    /// Channels of the condition image c (same H×W as z, values in [−1, 1]) that a
+    /// conditional model (HFD's refiner: c = 2·X̂_MSE − 1) reads; 0 = unconditional.
+    #[serde(default)]
+    pub cond_channels: usize,
 }
 
 fn one() -> usize {
@@ -96,6 +102,12 @@ impl Config {
     /// H and W must be multiples of this (space-to-depth and the downsamplings).
     pub fn multiple(&self) -> usize {
         self.patch << (self.channels.len() - 1)
+    }
+
+    /// Input channels of `conv_in`: space-to-depth of `[z, grid features of z, cond]`.
+    pub fn conv_in_channels(&self) -> usize {
+        let k = if self.input_fourier { 3 } else { 1 };
+        (self.in_channels * k + self.cond_channels) * self.patch * self.patch
     }
 }
 
@@ -174,8 +186,7 @@ impl UNet {
         let freqs = t.get(cfg.num_freqs, "freqs")?;
         let lin1 = candle_nn::linear(2 * cfg.num_freqs, cfg.emb_dim, t.pp("lin1"))?;
         let lin2 = candle_nn::linear(cfg.emb_dim, cfg.emb_dim, t.pp("lin2"))?;
-        let k = if cfg.input_fourier { 3 } else { 1 };
-        let conv_in = conv3(pc * k, ch[0], 1, vb.pp("conv_in"))?;
+        let conv_in = conv3(cfg.conv_in_channels(), ch[0], 1, vb.pp("conv_in"))?;
         let (mut down, mut ds, mut us, mut up) = (vec![], vec![], vec![], vec![]);
         for l in 0..levels {
             let vbl = vb.pp("down").pp(l);
@@ -249,18 +260,45 @@ impl UNet {
         Tensor::cat(&[z, &s, &co], 1)
     }
 
+    /// Whether the model reads a condition image ([`Config::cond_channels`] > 0).
+    pub fn is_conditional(&self) -> bool {
+        self.cfg.cond_channels > 0
+    }
+
     /// `x`: (B, C, H, W) noisy input z, H and W multiples of [`Config::multiple`];
-    /// `logsnr`: (B,) f32. Returns v̂ with the shape of `x`.
+    /// `logsnr`: (B,) f32. Returns v̂ with the shape of `x`. Unconditional models only
+    /// (a conditional one errors; use [`UNet::forward_cond`]).
     pub fn forward(&self, x: &Tensor, logsnr: &Tensor) -> Result<Tensor> {
+        self.forward_cond(x, logsnr, None)
+    }
+
+    /// [`UNet::forward`] with the condition `cond`: (B, cond_channels, H, W) in [−1, 1], same
+    /// B, H, W as `x`. Required iff the model is conditional; an error otherwise.
+    pub fn forward_cond(&self, x: &Tensor, logsnr: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let m = self.cfg.multiple();
         if h % m != 0 || w % m != 0 {
             candle_core::bail!("U-Net input {h}×{w} is not a multiple of {m}");
         }
+        let nc = self.cfg.cond_channels;
+        match cond {
+            None if nc > 0 => {
+                candle_core::bail!("this U-Net is conditional ({nc} condition channels): a condition image is required")
+            }
+            Some(_) if nc == 0 => candle_core::bail!("this U-Net is unconditional: it takes no condition image"),
+            Some(cd) if cd.dims4()? != (b, nc, h, w) => {
+                candle_core::bail!("condition has shape {:?}, the U-Net needs {:?}", cd.dims(), (b, nc, h, w))
+            }
+            _ => {}
+        }
         let emb = self.embed(logsnr)?;
         let p = self.cfg.patch;
         let z = x;
         let x = self.input_features(x, logsnr)?;
+        let x = match cond {
+            Some(cd) => Tensor::cat(&[&x, &cd.to_dtype(x.dtype())?], 1)?,
+            None => x,
+        };
         let ci = x.dim(1)?;
         let x = if p > 1 {
             // space-to-depth: channel c·p² + dy·p + dx
