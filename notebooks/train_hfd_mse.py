@@ -46,6 +46,7 @@ from train_unet import PhotoSampler, SyntheticSampler, prefetch, load_dev, git_r
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_KEY = "diffc_hfd_mse_config"
 SCALE_MIN = 0.11  # lower bound on σ (CompressAI's scale-table minimum)
+RATE_MIN = -1.0  # lowest continuous rate the Rust codec serves (src/codec/hfd_mse.rs)
 
 
 def default_config(args):
@@ -305,8 +306,10 @@ def param_count(p):
     return int(sum(np.prod(v.shape) for v in p.values()))
 
 
-def write_fixture(p, cfg, out):
-    """Inputs and JAX outputs of every network for the Rust parity test (hard quantisation)."""
+def write_fixture(p, cfg, out, ckpt=None):
+    """Inputs and JAX outputs of every network for the Rust parity test (hard quantisation).
+
+    Records the CRC-32 of the exported checkpoint `ckpt`, which must hold the same `p`."""
     rng = np.random.default_rng(77)
     H, W = 64, 128
     x = rng.random((1, H, W, 3)).astype(np.float32)
@@ -323,7 +326,11 @@ def write_fixture(p, cfg, out):
     arrs = {"x": nchw(x), "rate": r, "y": nchw(yg), "z": nchw(z), "z_hat": nchw(zq),
             "mu": nchw(mu), "log_scale": nchw(ls), "y_hat": nchw(yq), "x_hat": nchw(xh)}
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    save_file(arrs, out)
+    meta = {}
+    if ckpt:
+        with open(ckpt, "rb") as fh:
+            meta["checkpoint_crc32"] = str(zlib.crc32(fh.read()))
+    save_file(arrs, out, metadata=meta)
     print(f"wrote {out}")
 
 
@@ -371,7 +378,7 @@ def main():
         p = init_params(cfg, args.seed)
         step0, secs0, hist = 0, 0.0, []
     if args.write_fixture:
-        write_fixture(p, cfg, args.write_fixture)
+        write_fixture(p, cfg, args.write_fixture, ckpt)
         return
 
     opt = optax.chain(optax.clip_by_global_norm(args.clip),
@@ -457,6 +464,7 @@ def _save(args, state_path, ckpt, card_path, p, opt_state, cfg, step, secs, hist
         "history": hist,
     })
     if ev is not None:
+        write_fixture(p, cfg, os.path.join(REPO, "tests", "fixtures", "hfd_mse_parity.safetensors"), ckpt)
         card["dev24_jax_eval"] = {"note": "JAX, rounding, ideal (discretised-Gaussian) bits, not a bitstream; real files: eval/results",
                                   "rates": ev}
     with open(card_path + ".tmp", "w") as fh:

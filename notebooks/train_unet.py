@@ -21,7 +21,7 @@ PNG's bits/dim (Pillow, optimize=True) on the same crops.
 
 HFD refiner (Hoogeboom et al. 2023), `--cond-mse checkpoints/hfd-mse.safetensors`: the same
 U-Net, conditioned on c = 2·X̂_MSE − 1, the reconstruction of the MSE codec
-(notebooks/train_hfd_mse.py) at a rate r ~ U[0, R−1] drawn per training crop; c is appended
+(notebooks/train_hfd_mse.py) at a rate r ~ U[RATE_MIN, R−1] drawn per training crop; c is appended
 to the per-pixel input features (config `cond_channels`), and the log-SNR range is usually
 shifted towards low noise (diffusion only adds detail). Sampling starts at λ_min from
 z = α c + σ ε. Eval: conditional VLB on dev24 at a few rates, with the PSNR of X̂_MSE there.
@@ -521,6 +521,7 @@ class MseCond:
         self.path = path
         self.p, self.cfg = hm.load_exported(path)
         self.R = len(self.cfg["lambdas"])
+        self.rate_min = getattr(hm, "RATE_MIN", 0.0)
         self._rec = jax.jit(lambda mp, x, r: 2.0 * hm.reconstruct(mp, x, r) - 1.0)
         self._fwd = jax.jit(lambda mp, x, r: hm.forward(mp, x, r, 0.0, 0.0, hard=True))
 
@@ -840,7 +841,7 @@ def main():
                       f"horizontal flips")
     if mse is not None:
         train_desc += (f"; condition: {os.path.basename(mse.path)} (crc32 {mse.crc32}) reconstruction of "
-                       f"each crop at r ~ U[0, {mse.R - 1}]")
+                       f"each crop at r ~ U[{mse.rate_min}, {mse.R - 1}]")
 
     # ---- optimiser (learning rate set each step from the time budget)
     opt = optax.chain(optax.clip_by_global_norm(args.clip),
@@ -960,7 +961,9 @@ def main():
         lam = (lmin + u * (lmax - lmin)).astype(np.float32)
         cond = None
         if mse is not None:
-            rates = noise_rng.uniform(0.0, mse.R - 1, size=B).astype(np.float32)
+            # RATE_MIN < 0: the Rust codec also serves rates below the lowest trained one
+            # (extrapolated gains), so the refiner sees those reconstructions too
+            rates = noise_rng.uniform(mse.rate_min, mse.R - 1, size=B).astype(np.float32)
             cond = mse.cond(u8, rates)
         ema_decay = min(args.ema, (1 + step - warm_from) / (10 + step - warm_from))
         params, ema, opt_state, loss, gnorm = train_step(params, ema, opt_state, x, eps, lam,

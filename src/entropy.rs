@@ -83,6 +83,73 @@ impl ZipfIndex {
     }
 }
 
+/// Dither bins a dithered [`GaussianTables`] conditions on.
+pub const U_BINS: usize = 32;
+
+/// Tables for an integer k whose continuous source is N(0, s²): symbol 0 escapes (then k
+/// follows as 42 raw zig-zag bits), symbol 1 + (k + r) codes k ∈ [−r, r], r = ⌈8s⌉ + 1.
+///
+/// `rounding`: k = round(y), P(k) = mass of [k − ½, k + ½]. `dithered`: k = round(y + u)
+/// with a shared dither u ~ U(−½, ½), one table per dither bin (the mass of
+/// [k − u − ½, k − u + ½] averaged over the bin). Built from `s` with libm only, so any
+/// machine builds the same integers from the same `s`.
+pub struct GaussianTables {
+    pub r: i64,
+    pub bins: Vec<Table>,
+}
+
+impl GaussianTables {
+    pub fn rounding(s: f64) -> Self {
+        Self::build(s, 1, 1, |_, _| 0.0)
+    }
+
+    pub fn dithered(s: f64) -> Self {
+        const SUB: usize = 8;
+        Self::build(s, U_BINS, SUB, |b, j| -0.5 + (b as f64 + (j as f64 + 0.5) / SUB as f64) / U_BINS as f64)
+    }
+
+    fn build(s: f64, nbins: usize, sub: usize, dither: impl Fn(usize, usize) -> f64) -> Self {
+        let s = s.max(1e-6);
+        let r = (8.0 * s).ceil() as i64 + 1;
+        let phi = |x: f64| 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
+        let bins = (0..nbins)
+            .map(|b| {
+                let mut w = vec![0.0f64; (2 * r + 2) as usize];
+                w[0] = 1e-9;
+                for k in -r..=r {
+                    let mut p = 0.0;
+                    for j in 0..sub {
+                        let u = dither(b, j);
+                        p += phi((k as f64 - u + 0.5) / s) - phi((k as f64 - u - 0.5) / s);
+                    }
+                    w[(1 + k + r) as usize] = p / sub as f64;
+                }
+                Table::from_weights(&w)
+            })
+            .collect();
+        GaussianTables { r, bins }
+    }
+
+    /// The table for dither `u` ∈ [−½, ½) (the only table when built by `rounding`).
+    pub fn table(&self, u: f64) -> &Table {
+        if self.bins.len() == 1 {
+            return &self.bins[0];
+        }
+        &self.bins[(((u + 0.5) * U_BINS as f64) as usize).min(U_BINS - 1)]
+    }
+}
+
+fn zigzag(k: i64) -> u64 {
+    ((k << 1) ^ (k >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Largest |k| the escape path carries.
+pub const MAX_ESCAPED: i64 = 1 << 40;
+
 /// Writes symbols into one range-coded payload.
 #[derive(Clone, Default)]
 pub struct Writer {
@@ -123,6 +190,18 @@ impl Writer {
         let b = 63 - v.leading_zeros();
         self.symbol(b as usize, &z.buckets)?;
         self.raw(v - (1 << b), b)
+    }
+
+    /// Signed integer k under `t` (one of a [`GaussianTables`]' tables, range `r`).
+    pub fn signed(&mut self, k: i64, r: i64, t: &Table) -> Result<()> {
+        if k.abs() <= r {
+            self.symbol((1 + k + r) as usize, t)
+        } else if k.abs() <= MAX_ESCAPED {
+            self.symbol(0, t)?;
+            self.raw(zigzag(k), 42)
+        } else {
+            bail!("value {k} too large to code")
+        }
     }
 
     /// Bytes the payload would take if it ended now.
@@ -178,6 +257,11 @@ impl Reader {
         Ok(v)
     }
 
+    pub fn signed(&mut self, r: i64, t: &Table) -> Result<i64> {
+        let s = self.symbol(t)?;
+        Ok(if s == 0 { unzigzag(self.raw(42)?) } else { s as i64 - 1 - r })
+    }
+
     pub fn index(&mut self, z: &ZipfIndex) -> Result<u64> {
         let b = self.symbol(&z.buckets)? as u32;
         let off = self.raw(b)?;
@@ -194,6 +278,32 @@ mod tests {
         let p = quantize_pmf(&[0.0, 1e-30, 0.5, 0.25, f64::NAN, 0.25]);
         assert_eq!(p.iter().map(|&v| v as u64).sum::<u64>(), 1 << 24);
         assert!(p.iter().all(|&v| v >= 1));
+    }
+
+    #[test]
+    fn zigzag_round_trips() {
+        for k in [-5i64, -1, 0, 1, 7, -MAX_ESCAPED, MAX_ESCAPED] {
+            assert_eq!(unzigzag(zigzag(k)), k);
+        }
+    }
+
+    #[test]
+    fn signed_values_round_trip_with_escapes() {
+        let t = GaussianTables::rounding(1.5);
+        let d = GaussianTables::dithered(0.7);
+        let vals = [0i64, 3, -3, 40, -(1 << 30), 1];
+        let mut w = Writer::new();
+        for (i, &k) in vals.iter().enumerate() {
+            w.signed(k, t.r, t.table(0.0)).unwrap();
+            w.signed(k, d.r, d.table(i as f64 / 7.0 - 0.5)).unwrap();
+        }
+        assert!(w.signed(MAX_ESCAPED + 1, t.r, t.table(0.0)).is_err());
+        let b = w.finish();
+        let mut rd = Reader::new(&b).unwrap();
+        for (i, &k) in vals.iter().enumerate() {
+            assert_eq!(rd.signed(t.r, t.table(0.0)).unwrap(), k);
+            assert_eq!(rd.signed(d.r, d.table(i as f64 / 7.0 - 0.5)).unwrap(), k);
+        }
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub enum Purpose {
     SdeNoise = 7,
     /// Test and experiment data (never part of a bitstream).
     Experiment = 8,
+    /// Dither of HFD's universally quantised latent y.
+    HfdDither = 9,
+    /// Starting noise of HFD's diffusion refiner.
+    HfdInit = 10,
 }
 
 /// A keyed stream of portable random numbers.

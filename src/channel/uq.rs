@@ -8,44 +8,11 @@
 //! (KL per dim in nats = 6·E[y²]), convolved with the dither; conditioned on u through
 //! `U_BINS` dither bins. Tables come from integers and libm only: bit-identical on any machine.
 use super::{StepChannel, StepCtx};
-use crate::entropy::{Reader, Table, Writer};
+use crate::entropy::{GaussianTables, Reader, Writer};
 use crate::rng::{Purpose, Stream};
 use anyhow::{Result, bail};
 
-/// Dither bins the k-tables condition on.
-pub const U_BINS: usize = 32;
 const SQRT12: f64 = 3.464_101_615_137_754_6;
-
-/// Per-bin tables for one step: symbol 0 escapes, symbol 1 + (k + r) codes k ∈ [−r, r].
-pub struct UqTables {
-    pub r: i64,
-    pub bins: Vec<Table>,
-}
-
-impl UqTables {
-    pub fn new(s: f64) -> Self {
-        let s = s.max(1e-6);
-        let r = (8.0 * s).ceil() as i64 + 1;
-        let phi = |x: f64| 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
-        const SUB: usize = 8;
-        let bins = (0..U_BINS)
-            .map(|b| {
-                let mut w = vec![0.0f64; (2 * r + 2) as usize];
-                w[0] = 1e-9;
-                for k in -r..=r {
-                    let mut p = 0.0;
-                    for j in 0..SUB {
-                        let u = -0.5 + (b as f64 + (j as f64 + 0.5) / SUB as f64) / U_BINS as f64;
-                        p += phi((k as f64 - u + 0.5) / s) - phi((k as f64 - u - 0.5) / s);
-                    }
-                    w[(1 + k + r) as usize] = p / SUB as f64;
-                }
-                Table::from_weights(&w)
-            })
-            .collect();
-        UqTables { r, bins }
-    }
-}
 
 /// Prior scale s (in units of Δ) for a step of `kl_bits` over `dims` dimensions.
 pub fn prior_scale(kl_bits: f64, dims: usize) -> f64 {
@@ -59,13 +26,8 @@ fn dither(ctx: &StepCtx, dims: usize) -> Vec<f64> {
 }
 
 /// What both sides derive for a step: dims, step width Δ, k-tables and the dither.
-fn setup(ctx: &StepCtx, d: usize) -> (usize, f64, UqTables, Vec<f64>) {
-    (d, SQRT12 * ctx.sigma, UqTables::new(prior_scale(ctx.kl_bits, d)), dither(ctx, d))
-}
-
-#[inline]
-fn bin_of(u: f64) -> usize {
-    (((u + 0.5) * U_BINS as f64) as usize).min(U_BINS - 1)
+fn setup(ctx: &StepCtx, d: usize) -> (usize, f64, GaussianTables, Vec<f64>) {
+    (d, SQRT12 * ctx.sigma, GaussianTables::dithered(prior_scale(ctx.kl_bits, d)), dither(ctx, d))
 }
 
 /// The universal-quantisation channel.
@@ -83,13 +45,7 @@ impl StepChannel for Uq {
                 bail!("non-finite or huge latent offset at dim {i}");
             }
             let k = k as i64;
-            let tab = &t.bins[bin_of(u[i])];
-            if k.abs() <= t.r {
-                w.symbol((1 + k + t.r) as usize, tab)?;
-            } else {
-                w.symbol(0, tab)?;
-                w.raw(zigzag(k), 42)?;
-            }
+            w.signed(k, t.r, t.table(u[i]))?;
             z[i] = (mu_p[i] as f64 + delta * (k as f64 - u[i])) as f32;
         }
         Ok(z)
@@ -99,31 +55,16 @@ impl StepChannel for Uq {
         let (d, delta, t, u) = setup(ctx, mu_p.len());
         let mut z = vec![0f32; d];
         for i in 0..d {
-            let s = r.symbol(&t.bins[bin_of(u[i])])?;
-            let k = if s == 0 { unzigzag(r.raw(42)?) } else { s as i64 - 1 - t.r };
+            let k = r.signed(t.r, t.table(u[i]))?;
             z[i] = (mu_p[i] as f64 + delta * (k as f64 - u[i])) as f32;
         }
         Ok(z)
     }
 }
 
-fn zigzag(k: i64) -> u64 {
-    ((k << 1) ^ (k >> 63)) as u64
-}
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zigzag_round_trips() {
-        for k in [-5i64, -1, 0, 1, 7, -(1 << 40), 1 << 40] {
-            assert_eq!(unzigzag(zigzag(k)), k);
-        }
-    }
 
     /// The decoded error against μ_q is uniform on ±Δ/2 whatever μ_q − μ_p is.
     #[test]

@@ -1,7 +1,9 @@
 //! `diffc decode`.
 use crate::codec::diffc::DiffC;
 use crate::codec::{Codec, DecodeOptions, DecoderKind};
-use crate::container::File;
+use crate::codec::hfd::Hfd;
+use crate::codec::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse};
+use crate::container::{CodecId, File};
 use crate::device::DeviceKind;
 use crate::image_io::save_png;
 use crate::sampler::OdeSolver;
@@ -24,9 +26,12 @@ pub struct Args {
     /// ODE solver.
     #[arg(long, value_enum, default_value = "dpm-pp2m")]
     pub solver: OdeSolver,
-    /// Model (default: the known model whose fingerprint the file names).
+    /// Model (default: the known model whose fingerprint the file names; HFD: hfd-mse).
     #[arg(long)]
     pub model: Option<String>,
+    /// HFD: the conditional diffusion refiner (default hfd-refiner).
+    #[arg(long)]
+    pub refiner: Option<String>,
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -35,6 +40,24 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let bytes = super::read_input(&a.input)?;
     let f = File::from_bytes(&bytes)?;
     let dev = device.open()?;
+    if let Some(s) = a.steps {
+        if !(1..=10000).contains(&s) {
+            bail!("--steps must be in 1..=10000");
+        }
+    }
+    let opts = DecodeOptions { decoder: a.decoder, steps: a.steps, progress: !a.quiet };
+    match f.codec {
+        CodecId::DiffC => {}
+        CodecId::HfdMse => {
+            let c = HfdMse::load(a.model.as_deref().unwrap_or(DEFAULT_MSE_MODEL), &dev)?;
+            return save_png(&c.decode(&bytes, &opts)?, &a.output);
+        }
+        CodecId::Hfd => {
+            let mut c = Hfd::load(a.model.as_deref(), a.refiner.as_deref(), &dev)?;
+            c.ode_solver = a.solver;
+            return save_png(&c.decode(&bytes, &opts)?, &a.output);
+        }
+    }
     let model = match &a.model {
         Some(m) => crate::denoiser::load(m, &dev)?,
         None => match crate::denoiser::find_by_fingerprint(f.model_fp, &dev) {
@@ -42,14 +65,9 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
             None => bail!("no known model has fingerprint {:04x} (the file's); pass --model", f.model_fp),
         },
     };
-    if let Some(s) = a.steps {
-        if !(1..=10000).contains(&s) {
-            bail!("--steps must be in 1..=10000");
-        }
-    }
     let mut codec = DiffC::new(model);
     codec.ode_solver = a.solver;
     codec.progress = !a.quiet;
-    let img = codec.decode(&bytes, &DecodeOptions { decoder: a.decoder, steps: a.steps, progress: !a.quiet })?;
+    let img = codec.decode(&bytes, &opts)?;
     save_png(&img, &a.output)
 }

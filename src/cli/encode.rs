@@ -1,6 +1,9 @@
 //! `diffc encode`.
 use crate::channel::ChannelKind;
-use crate::codec::RateTarget;
+use crate::codec::hfd::Hfd;
+use crate::codec::hfd_mse::{HfdMse, Quant};
+use crate::codec::{Codec, RateTarget};
+use crate::image_io::Image;
 use crate::codec::diffc::{DiffC, DiffcParams};
 use crate::device::DeviceKind;
 use crate::image_io::{load, write_atomic};
@@ -17,12 +20,22 @@ pub struct Args {
     /// Target size of the whole file in bits per pixel (the file never exceeds it).
     #[arg(long)]
     pub bpp: Option<f64>,
-    /// Stop instead at `step:N` or `logsnr:X`.
+    /// Stop instead at `step:N` or `logsnr:X` (HFD: `step:N` is the rate code N).
     #[arg(long, conflicts_with = "bpp")]
     pub stop: Option<String>,
-    /// Diffusion model (see `diffc info --models`).
-    #[arg(long, default_value = crate::denoiser::DEFAULT_MODEL)]
-    pub model: String,
+    /// Which codec writes the file.
+    #[arg(long, value_enum, default_value = "diffc")]
+    pub codec: CodecChoice,
+    /// Model: DiffC's diffusion model (default gauss-spectrum; see `diffc info --models`),
+    /// or HFD's MSE-codec checkpoint (default hfd-mse).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// HFD: the conditional diffusion refiner (default hfd-refiner).
+    #[arg(long)]
+    pub refiner: Option<String>,
+    /// HFD: quantisation of the latent (rounding or shared-seed dither).
+    #[arg(long, value_enum, default_value = "round")]
+    pub quant: Quant,
     /// Seed of all shared randomness (stored in the file).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -41,6 +54,35 @@ pub struct Args {
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The codecs `encode --codec` offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecChoice {
+    Diffc,
+    /// HFD: MSE transform codec + conditional diffusion decoder.
+    Hfd,
+    /// HFD's MSE transform codec alone.
+    HfdMse,
+}
+
+fn encode_hfd(a: &Args, img: &Image, target: RateTarget, dev: &candle_core::Device) -> Result<()> {
+    let mut mse = HfdMse::load(a.model.as_deref().unwrap_or(crate::codec::hfd_mse::DEFAULT_MSE_MODEL), dev)?;
+    mse.seed = a.seed;
+    mse.quant = a.quant;
+    let bytes = if a.codec == CodecChoice::Hfd {
+        let refiner = crate::denoiser::checkpoint_path(a.refiner.as_deref().unwrap_or(crate::codec::hfd::DEFAULT_REFINER))?;
+        let refiner = crate::denoiser::unet::UNetDenoiser::load(&refiner, dev)?;
+        Hfd::new(mse, std::sync::Arc::new(refiner))?.encode(img, target)?
+    } else {
+        mse.encode(img, target)?
+    };
+    write_atomic(&a.output, &bytes)?;
+    if !a.quiet {
+        let px = img.shape.pixels() as f64;
+        eprintln!("{}×{}: {} bytes = {:.4} bpp", img.shape.w, img.shape.h, bytes.len(), bytes.len() as f64 * 8.0 / px);
+    }
+    Ok(())
 }
 
 pub fn parse_stop(s: &str) -> Result<RateTarget> {
@@ -66,7 +108,10 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     };
     let img = load(&a.input)?;
     let dev = device.open()?;
-    let model = crate::denoiser::load(&a.model, &dev)?;
+    if a.codec != CodecChoice::Diffc {
+        return encode_hfd(&a, &img, target, &dev);
+    }
+    let model = crate::denoiser::load(a.model.as_deref().unwrap_or(crate::denoiser::DEFAULT_MODEL), &dev)?;
     let mut codec = DiffC::new(model);
     let mut p = DiffcParams { channel: a.channel, ..DiffcParams::for_shape(img.shape) };
     if let Some(s) = a.steps {

@@ -51,6 +51,22 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         v["stop_step"] = (stop as f64 + frac as f64 / fr as f64).into();
         v["payload_bytes"] = c.rest().len().into();
     }
+    if matches!(f.codec, CodecId::Hfd | CodecId::HfdMse) {
+        let mut c = Cursor::new(&f.body);
+        let code = c.varint()?;
+        v["rate_code"] = code.into();
+        v["rate"] = (crate::codec::hfd_mse::rate_of_code(code) as f64).into();
+        v["quant"] = match c.u8()? {
+            0 => "round",
+            1 => "dither",
+            _ => "unknown",
+        }
+        .into();
+        if f.codec == CodecId::Hfd {
+            v["refiner_fingerprint"] = format!("{:04x}", u16::from_le_bytes([c.u8()?, c.u8()?])).into();
+        }
+        v["payload_bytes"] = c.rest().len().into();
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if let serde_json::Value::Object(m) = v {

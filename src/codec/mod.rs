@@ -1,5 +1,7 @@
 //! Codecs share one encode/decode surface; they orchestrate and hold no maths of their own.
 pub mod diffc;
+pub mod hfd;
+pub mod hfd_mse;
 
 use crate::image_io::Image;
 use anyhow::Result;

@@ -4,6 +4,7 @@
 //! implement the same trait, so every codec and sampler is model-agnostic.
 pub mod gaussian;
 pub mod param;
+pub mod tiled;
 pub mod unet;
 
 use crate::image_io::Shape;
@@ -45,17 +46,20 @@ pub fn load(name: &str, device: &candle_core::Device) -> Result<Arc<dyn Denoiser
     if name == "gauss-spectrum" {
         return Ok(Arc::new(gauss_spectrum()?));
     }
+    load_checkpoint(&checkpoint_path(name)?, device)
+}
+
+/// The file of a checkpoint given by name (looked up in [`checkpoint_dirs`]) or by path.
+pub fn checkpoint_path(name: &str) -> Result<PathBuf> {
     let path = PathBuf::from(name);
-    let path = if path.extension().is_some_and(|e| e == "safetensors") && path.exists() {
-        path
-    } else {
-        checkpoint_dirs()
-            .into_iter()
-            .map(|d| d.join(format!("{name}.safetensors")))
-            .find(|p| p.exists())
-            .ok_or_else(|| anyhow::anyhow!("unknown model '{name}' (known: {})", known_models().join(", ")))?
-    };
-    load_checkpoint(&path, device)
+    if path.extension().is_some_and(|e| e == "safetensors") && path.exists() {
+        return Ok(path);
+    }
+    checkpoint_dirs()
+        .into_iter()
+        .map(|d| d.join(format!("{name}.safetensors")))
+        .find(|p| p.exists())
+        .ok_or_else(|| anyhow::anyhow!("unknown model '{name}' (known: {})", known_models().join(", ")))
 }
 
 fn load_checkpoint(path: &std::path::Path, device: &candle_core::Device) -> Result<Arc<dyn Denoiser>> {

@@ -3,11 +3,13 @@
 //! - `jpeg`, `webp`, `avif`, `jxl`: classic baselines ([`super::baselines`]).
 //! - `diffc-f`: DiffC with the probability-flow ODE decoder; `diffc-a`: DiffC with ancestral
 //!   (SDE) sampling. `--model` picks the denoiser (the codec's default otherwise).
+//! - `hfd-mse`: HFD's MSE transform codec; `hfd`: HFD (its refiner decodes with the flow ODE),
+//!   `hfd-a`: HFD decoded with the SDE. Default checkpoints (`hfd-mse`, `hfd-refiner`).
 use super::baselines::Baseline;
 use crate::codec::{Codec, DecodeOptions, DecoderKind};
 use anyhow::{Result, bail};
 
-pub const KNOWN: &[&str] = &["diffc-f", "diffc-a", "jpeg", "webp", "avif", "jxl"];
+pub const KNOWN: &[&str] = &["diffc-f", "diffc-a", "hfd-mse", "hfd", "hfd-a", "jpeg", "webp", "avif", "jxl"];
 
 /// A codec ready for the harness.
 pub struct Made {
@@ -22,6 +24,27 @@ pub struct Made {
 pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
     if let Some(b) = Baseline::from_name(name) {
         return Ok(Made { codec: Box::new(b), opts: DecodeOptions::default(), encoder_key: name.to_string() });
+    }
+    let cpu = candle_core::Device::Cpu;
+    match name {
+        "hfd-mse" => {
+            let mut c = crate::codec::hfd_mse::HfdMse::load(crate::codec::hfd_mse::DEFAULT_MSE_MODEL, &cpu)?;
+            c.floor_at_lowest = true;
+            let key = format!("hfd-mse:{:08x}", c.fingerprint());
+            return Ok(Made { codec: Box::new(c), opts: DecodeOptions::default(), encoder_key: key });
+        }
+        "hfd" | "hfd-a" => {
+            let mut c = crate::codec::hfd::Hfd::load(None, None, &cpu)?;
+            c.mse.floor_at_lowest = true;
+            let decoder = if name == "hfd" { DecoderKind::Ode } else { DecoderKind::Sde };
+            let key = format!("hfd:{:08x}", c.mse.fingerprint());
+            return Ok(Made {
+                codec: Box::new(c),
+                opts: DecodeOptions { decoder, steps: None, progress: false },
+                encoder_key: key,
+            });
+        }
+        _ => {}
     }
     let decoder = match name {
         "diffc-f" => DecoderKind::Ode,

@@ -1,2 +1,3 @@
 //! candle networks (U-Net, hyperprior). Leaves: they import nothing else of ours.
+pub mod hyperprior;
 pub mod unet;

@@ -1,0 +1,177 @@
+//! HFD's MSE codec on the shipped checkpoint: JAX parity of every network, exact latent
+//! rebuild for both quantisers and thread counts, budgets, and corrupt files.
+use candle_core::{Device, Tensor};
+use diffc::codec::hfd_mse::{HfdMse, Quant, RATE_STEPS};
+use diffc::codec::{Codec, DecodeOptions, RateTarget};
+use diffc::container::{CodecId, File};
+use diffc::image_io::{Image, Shape};
+use diffc::nn::hyperprior::{Hyperprior, scale_channels};
+use diffc::rng::{Purpose, Stream};
+use std::path::Path;
+
+const CKPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/checkpoints/hfd-mse.safetensors");
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hfd_mse_parity.safetensors");
+
+fn photo(h: usize, w: usize, y0: usize, x0: usize) -> Image {
+    let img = diffc::image_io::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/samples/astronaut-256.png"))).unwrap();
+    let s = img.shape;
+    let mut out = Image::zeros(Shape::new(3, h, w));
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                out.data[(c * h + y) * w + x] = img.data[(c * s.h + y0 + y) * s.w + x0 + x];
+            }
+        }
+    }
+    out
+}
+
+fn codec(quant: Quant) -> HfdMse {
+    let mut c = HfdMse::load(CKPT, &Device::Cpu).unwrap();
+    c.quant = quant;
+    c.seed = 9;
+    c
+}
+
+fn pool(n: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()
+}
+
+fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+    let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Each network, fed the JAX inputs of its stage, reproduces the JAX outputs.
+#[test]
+fn networks_match_jax() {
+    let bytes = std::fs::read(FIXTURE).expect("fixture (python notebooks/train_hfd_mse.py --resume --write-fixture ...)");
+    let ckpt = std::fs::read(CKPT).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let crc = meta.metadata().as_ref().and_then(|m| m.get("checkpoint_crc32")).cloned();
+    assert_eq!(crc, Some(crc32fast::hash(&ckpt).to_string()), "fixture was written for another checkpoint");
+    let t = |k: &str| -> Tensor {
+        let v = st.tensor(k).unwrap();
+        Tensor::from_raw_buffer(v.data(), candle_core::DType::F32, v.shape(), &Device::Cpu).unwrap()
+    };
+    let (net, _) = Hyperprior::load(Path::new(CKPT), &Device::Cpu).unwrap();
+    let r = t("rate").to_vec1::<f32>().unwrap()[0];
+    let (g, gi) = net.gains(r);
+    let yg = scale_channels(&net.analysis(&t("x")).unwrap(), &g).unwrap();
+    assert!(max_rel(&yg, &t("y")) < 1e-4, "g_a: {}", max_rel(&yg, &t("y")));
+    let z = net.hyper_analysis(&t("y")).unwrap();
+    assert!(max_rel(&z, &t("z")) < 1e-4, "h_a: {}", max_rel(&z, &t("z")));
+    let (mu, ls) = net.hyper_synthesis(&t("z_hat")).unwrap();
+    assert!(max_rel(&mu, &t("mu")) < 1e-4, "h_s μ: {}", max_rel(&mu, &t("mu")));
+    assert!(max_rel(&ls, &t("log_scale")) < 1e-4, "h_s σ: {}", max_rel(&ls, &t("log_scale")));
+    let x = net.synthesis(&scale_channels(&t("y_hat"), &gi).unwrap()).unwrap();
+    assert!(max_rel(&x, &t("x_hat")) < 1e-4, "g_s: {}", max_rel(&x, &t("x_hat")));
+}
+
+/// The decoder rebuilds exactly the encoder's ŷ, for rounding and the shared dither,
+/// with 1 and 2 threads, on an odd-sized image.
+#[test]
+fn decoder_rebuilds_the_encoders_latent() {
+    let img = photo(77, 131, 30, 60);
+    for quant in [Quant::Round, Quant::Dither] {
+        let c = codec(quant);
+        let code = RATE_STEPS + 5;
+        let mut outs = vec![];
+        for threads in [1, 2] {
+            outs.push(pool(threads).install(|| {
+                let y = c.analyse(&img).unwrap();
+                let (payload, yq) = c.encode_payload(&y, code, c.seed).unwrap();
+                let bytes = c.file(CodecId::HfdMse, img.shape, code, None, &payload).to_bytes();
+                let p = c.parse(&bytes, CodecId::HfdMse).unwrap();
+                let dec = c.decode_latent(&p).unwrap();
+                assert!(yq.iter().zip(&dec).all(|(a, b)| a.to_bits() == b.to_bits()), "{quant:?}: ŷ differs");
+                let img = c.decode(&bytes, &DecodeOptions::default()).unwrap();
+                (bytes, img)
+            }));
+        }
+        assert_eq!(outs[0].0, outs[1].0, "{quant:?}: bitstream depends on the thread count");
+        assert_eq!(outs[0].1, outs[1].1, "{quant:?}: decode depends on the thread count");
+    }
+}
+
+fn psnr(a: &Image, b: &Image) -> f64 {
+    let (x, y) = (a.to_rgb8(), b.to_rgb8());
+    let mse = x.iter().zip(&y).map(|(&p, &q)| (p as f64 - q as f64).powi(2)).sum::<f64>() / x.len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-10)).log10()
+}
+
+/// `--bpp` files fit their budget, more bits give less error, and a budget below the
+/// model's lowest rate is a clear error.
+#[test]
+fn budgets_are_respected_and_rate_buys_quality() {
+    let img = photo(128, 192, 64, 32);
+    let c = codec(Quant::Round);
+    let px = img.shape.pixels() as f64;
+    let lo = c.encode(&img, RateTarget::Step(0)).unwrap().len() as f64 * 8.0 / px;
+    let hi = c.encode(&img, RateTarget::Step(c.max_rate_code() as usize)).unwrap().len() as f64 * 8.0 / px;
+    assert!(hi > 2.0 * lo, "rates span {lo}..{hi} bpp");
+    let mut last = 0.0;
+    for f in [0.0, 0.3, 0.7, 1.0] {
+        let b = lo + f * (hi - lo);
+        let bytes = c.encode(&img, RateTarget::Bpp(b)).unwrap();
+        assert!(bytes.len() as f64 * 8.0 <= b * px + 1e-9, "{} bytes over {b} bpp", bytes.len());
+        let q = psnr(&img, &c.decode(&bytes, &DecodeOptions::default()).unwrap());
+        assert!(q > last, "{b} bpp gave {q} dB, less than {last}");
+        last = q;
+    }
+    let err = c.encode(&img, RateTarget::Bpp(lo * 0.5)).unwrap_err().to_string();
+    assert!(err.contains("lowest rate"), "{err}");
+    assert!(c.encode(&img, RateTarget::LogSnr(1.0)).is_err());
+}
+
+/// Every truncation and 1,000 byte flips (CRC caught), plus 300 body corruptions behind a
+/// recomputed CRC: errors or decodes, never a panic.
+#[test]
+fn corrupt_files_never_panic() {
+    let img = photo(64, 64, 0, 0);
+    for quant in [Quant::Round, Quant::Dither] {
+        let c = codec(quant);
+        let bytes = c.encode(&img, RateTarget::Step(40)).unwrap();
+        let opts = DecodeOptions::default();
+        let try_decode = |b: &[u8]| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.decode(b, &opts).is_ok()));
+        for n in 0..bytes.len() {
+            assert!(!try_decode(&bytes[..n]).expect("panic on truncation"), "truncated file {n} decoded");
+        }
+        let mut s = Stream::new(5, Purpose::Experiment, 0, 0, 0);
+        let mut ok = 0;
+        for _ in 0..1000 {
+            let mut b = bytes.clone();
+            let i = s.below(b.len() as u64) as usize;
+            b[i] ^= 1 + s.below(255) as u8;
+            ok += try_decode(&b).expect("panic on a flipped byte") as usize;
+        }
+        assert!(ok < 10, "{ok} corrupted files passed the checksum");
+        for _ in 0..300 {
+            let mut b = bytes[..bytes.len() - 4].to_vec();
+            let i = 6 + s.below((b.len() - 6) as u64) as usize;
+            b[i] ^= 1 + s.below(255) as u8;
+            let crc = crc32fast::hash(&b);
+            b.extend_from_slice(&crc.to_le_bytes());
+            try_decode(&b).expect("panic on a corrupt body");
+        }
+    }
+}
+
+#[test]
+fn wrong_codec_or_model_is_refused() {
+    let img = photo(64, 64, 0, 0);
+    let c = codec(Quant::Round);
+    let bytes = c.encode(&img, RateTarget::Step(10)).unwrap();
+    let mut f = File::from_bytes(&bytes).unwrap();
+    f.model_fp ^= 0x5a5a;
+    let err = c.decode(&f.to_bytes(), &DecodeOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("wrong model"), "{err}");
+    f.model_fp ^= 0x5a5a;
+    f.codec = CodecId::DiffC;
+    let err = c.decode(&f.to_bytes(), &DecodeOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("not a hfd-mse file"), "{err}");
+}
