@@ -156,3 +156,31 @@ fn bench_rcc_reports_both_scorers() {
     assert_eq!(v["identical_choices"], true);
     assert_eq!(v["results"].as_array().unwrap().len(), 2);
 }
+
+/// `--codec hfd-mse` and `--codec hfd` through the binary: round trips, `info`, and clear
+/// errors for a budget below the model's lowest rate and for a file given the wrong refiner.
+#[test]
+fn hfd_codecs_round_trip_and_refuse_bad_requests() {
+    let (png, dfc, out) = (tmp("h.png"), tmp("h.dfc"), tmp("h_out.png"));
+    write_png(&png, 45, 29);
+    let (p, d, x) = (png.to_str().unwrap(), dfc.to_str().unwrap(), out.to_str().unwrap());
+    for codec in ["hfd-mse", "hfd"] {
+        let o = run(bin().args(["encode", p, "-o", d, "--codec", codec, "--bpp", "3", "-q"]));
+        assert!(o.status.success(), "{codec}: {}", stderr(&o));
+        let size = std::fs::metadata(&dfc).unwrap().len();
+        assert!(size * 8 <= 3 * 45 * 29, "{codec}: {size} bytes exceed 3 bpp");
+        let o = run(bin().args(["decode", d, "-o", x, "--steps", "2", "-q"]));
+        assert!(o.status.success(), "{codec}: {}", stderr(&o));
+        let img = image::open(&out).unwrap();
+        assert_eq!((img.width(), img.height()), (45, 29));
+        let o = run(bin().args(["info", d, "--json"]));
+        let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(info["codec"], codec);
+        assert!(info["rate_code"].is_u64());
+    }
+    // the hfd file left by the loop names a refiner; photo-unet-s is not one
+    assert_fails(&["decode", d, "-o", x, "--refiner", "photo-unet-s", "-q"], &out, "not a conditional refiner");
+    let never = tmp("never_h.dfc");
+    assert_fails(&["encode", p, "-o", never.to_str().unwrap(), "--codec", "hfd-mse", "--bpp", "0.001", "-q"], &never, "lowest rate");
+    assert_fails(&["encode", p, "-o", never.to_str().unwrap(), "--codec", "hfd-mse", "--stop", "logsnr:3", "-q"], &never, "takes --bpp");
+}

@@ -175,3 +175,30 @@ fn wrong_codec_or_model_is_refused() {
     let err = c.decode(&f.to_bytes(), &DecodeOptions::default()).unwrap_err().to_string();
     assert!(err.contains("not a hfd-mse file"), "{err}");
 }
+
+/// HFD decoding (MSE reconstruction + refiner) is deterministic across runs and thread
+/// counts for both samplers, changes the MSE reconstruction, and refuses another refiner.
+#[test]
+fn hfd_decoding_is_deterministic_and_checks_its_refiner() {
+    use diffc::codec::DecoderKind;
+    use diffc::codec::hfd::Hfd;
+    let img = photo(40, 56, 100, 100);
+    let hfd = Hfd::load(Some(CKPT), None, &Device::Cpu).unwrap();
+    let bytes = hfd.encode(&img, RateTarget::Step(40)).unwrap();
+    let mse = hfd.mse.reconstruct(&hfd.mse.parse(&bytes, CodecId::Hfd).unwrap()).unwrap();
+    for decoder in [DecoderKind::Ode, DecoderKind::Sde] {
+        let opts = DecodeOptions { decoder, steps: Some(3), progress: false };
+        let a = pool(1).install(|| hfd.decode(&bytes, &opts).unwrap());
+        let b = pool(2).install(|| hfd.decode(&bytes, &opts).unwrap());
+        assert_eq!(a, b, "{decoder:?}: decode depends on the thread count");
+        assert_ne!(a, mse, "{decoder:?}: the refiner changed nothing");
+    }
+    // an hfd file is not an hfd-mse file, and a different refiner fingerprint is refused
+    let err = hfd.mse.decode(&bytes, &DecodeOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("not a hfd-mse file"), "{err}");
+    let mut f = File::from_bytes(&bytes).unwrap();
+    let n = f.body.iter().position(|&b| b < 0x80).unwrap() + 2; // after the rate varint and quant byte
+    f.body[n] ^= 0xff;
+    let err = hfd.decode(&f.to_bytes(), &DecodeOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("wrong model"), "{err}");
+}

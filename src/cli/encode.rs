@@ -51,6 +51,10 @@ pub struct Args {
     /// PFR: extra candidate bits per chunk (default 6; 4 above 256×256 pixels).
     #[arg(long)]
     pub padding: Option<u32>,
+    /// DiffC: also score candidates K..8K of every PFR chunk and report how many chunks
+    /// wanted an index beyond the cap K (truncated, hence biased); 8× slower.
+    #[arg(long)]
+    pub diagnose_pfr: bool,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
@@ -135,7 +139,17 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     codec.params = p;
     codec.seed = a.seed;
     codec.progress = !a.quiet;
+    codec.diagnose = a.diagnose_pfr;
     let recs = codec.encode_trace(&img, target, false)?;
+    if a.diagnose_pfr {
+        let st = codec.pfr_stats.lock().unwrap();
+        eprintln!(
+            "PFR: {} chunks, {} truncated ({:.2} %)",
+            st.chunks,
+            st.truncated,
+            100.0 * st.truncated as f64 / st.chunks.max(1) as f64
+        );
+    }
     let last = recs.last().expect("at least the empty record");
     let bytes = &last.file;
     write_atomic(&a.output, bytes)?;

@@ -406,3 +406,33 @@ impl Codec for HfdMse {
         self.reconstruct(&p).context("decoding the MSE reconstruction")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden bytes of a fixed symbol sequence under tables of several scale levels: the
+    /// scale table and its integer CDFs are part of the format (libm only, so portable).
+    #[test]
+    fn scale_table_and_cdfs_are_golden() {
+        let st = ScaleTable::new(0.11);
+        assert_eq!(st.index(0.11), 0);
+        assert_eq!(st.index(ScaleTable::MAX * 10.0), ScaleTable::LEVELS - 1);
+        assert_eq!(st.index(f64::NAN), 0);
+        for i in [0, 17, 63] {
+            assert_eq!(st.index(st.scale(i)), i);
+        }
+        let mut w = Writer::new();
+        let mut s = Stream::new(1, Purpose::Experiment, 0, 0, 0);
+        for n in 0..400u64 {
+            let lv = [0usize, 9, 21, 33, 47, 63][(n % 6) as usize];
+            let q = if n % 2 == 0 { Quant::Round } else { Quant::Dither };
+            let u = if q == Quant::Dither { s.uniform_centered() } else { 0.0 };
+            let k = (s.normal() * st.scale(lv) + u + 0.5).floor() as i64;
+            let t = st.tables(lv, q);
+            w.signed(k, t.r, t.table(u)).unwrap();
+        }
+        let b = w.finish();
+        assert_eq!((b.len(), crc32fast::hash(&b)), (212, 1302365386));
+    }
+}

@@ -75,14 +75,14 @@ pub fn gauss_spectrum() -> Result<gaussian::SpectrumGaussian> {
     Ok(gaussian::SpectrumGaussian::new("gauss-spectrum", p))
 }
 
-/// Names of every model this build can load.
+/// Names of every diffusion model this build can load (HFD checkpoints are not listed).
 pub fn known_models() -> Vec<String> {
     let mut v = vec!["gauss-spectrum".to_string()];
     for d in checkpoint_dirs() {
         if let Ok(rd) = std::fs::read_dir(d) {
             for e in rd.flatten() {
                 let p = e.path();
-                if p.extension().is_some_and(|x| x == "safetensors") {
+                if p.extension().is_some_and(|x| x == "safetensors") && is_diffusion_model(&p) {
                     if let Some(s) = p.file_stem() {
                         v.push(s.to_string_lossy().into_owned());
                     }
@@ -93,6 +93,24 @@ pub fn known_models() -> Vec<String> {
     v.sort();
     v.dedup();
     v
+}
+
+/// Whether a checkpoint is an unconditional diffusion U-Net (not HFD's MSE codec or refiner),
+/// judged from its safetensors header alone.
+fn is_diffusion_model(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let header = (|| -> std::io::Result<serde_json::Value> {
+        let mut f = std::fs::File::open(path)?;
+        let mut n = [0u8; 8];
+        f.read_exact(&mut n)?;
+        let n = u64::from_le_bytes(n).min(1 << 24) as usize;
+        let mut h = vec![0u8; n];
+        f.read_exact(&mut h)?;
+        Ok(serde_json::from_slice(&h).unwrap_or_default())
+    })();
+    let Ok(h) = header else { return false };
+    let Some(cfg) = h["__metadata__"][crate::nn::unet::CONFIG_KEY].as_str() else { return false };
+    serde_json::from_str::<serde_json::Value>(cfg).is_ok_and(|c| c["cond_channels"].as_u64().unwrap_or(0) == 0)
 }
 
 /// Finds the known model whose 16-bit fingerprint matches a file's.

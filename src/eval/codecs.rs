@@ -3,13 +3,14 @@
 //! - `jpeg`, `webp`, `avif`, `jxl`: classic baselines ([`super::baselines`]).
 //! - `diffc-f`: DiffC with the probability-flow ODE decoder; `diffc-a`: DiffC with ancestral
 //!   (SDE) sampling. `--model` picks the denoiser (the codec's default otherwise).
-//! - `hfd-mse`: HFD's MSE transform codec; `hfd`: HFD (its refiner decodes with the flow ODE),
+//! - `hfd-mse`: HFD's MSE transform codec (rounding), `hfd-mse-dither`: the same with the
+//!   shared-seed dither (universal quantisation); `hfd`: HFD (its refiner decodes with the flow ODE),
 //!   `hfd-a`: HFD decoded with the SDE. Default checkpoints (`hfd-mse`, `hfd-refiner`).
 use super::baselines::Baseline;
 use crate::codec::{Codec, DecodeOptions, DecoderKind};
 use anyhow::{Result, bail};
 
-pub const KNOWN: &[&str] = &["diffc-f", "diffc-a", "hfd-mse", "hfd", "hfd-a", "jpeg", "webp", "avif", "jxl"];
+pub const KNOWN: &[&str] = &["diffc-f", "diffc-a", "hfd-mse", "hfd-mse-dither", "hfd", "hfd-a", "jpeg", "webp", "avif", "jxl"];
 
 /// A codec ready for the harness.
 pub struct Made {
@@ -27,10 +28,13 @@ pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
     }
     let cpu = candle_core::Device::Cpu;
     match name {
-        "hfd-mse" => {
+        "hfd-mse" | "hfd-mse-dither" => {
             let mut c = crate::codec::hfd_mse::HfdMse::load(crate::codec::hfd_mse::DEFAULT_MSE_MODEL, &cpu)?;
             c.floor_at_lowest = true;
-            let key = format!("hfd-mse:{:08x}", c.fingerprint());
+            if name == "hfd-mse-dither" {
+                c.quant = crate::codec::hfd_mse::Quant::Dither;
+            }
+            let key = format!("{name}:{:08x}", c.fingerprint());
             return Ok(Made { codec: Box::new(c), opts: DecodeOptions::default(), encoder_key: key });
         }
         "hfd" | "hfd-a" => {
