@@ -462,6 +462,7 @@ def _save(args, state_path, ckpt, card_path, p, opt_state, cfg, step, secs, hist
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "code_revision": git_rev(),
         "history": hist,
+        "training_command": "python notebooks/train_hfd_mse.py " + " ".join(sys.argv[1:]),
     })
     if ev is not None:
         write_fixture(p, cfg, os.path.join(REPO, "tests", "fixtures", "hfd_mse_parity.safetensors"), ckpt)
