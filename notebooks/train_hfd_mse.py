@@ -46,7 +46,7 @@ from train_unet import PhotoSampler, SyntheticSampler, prefetch, load_dev, git_r
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_KEY = "diffc_hfd_mse_config"
 SCALE_MIN = 0.11  # lower bound on σ (CompressAI's scale-table minimum)
-RATE_MIN = -1.0  # lowest continuous rate the Rust codec serves (src/codec/hfd_mse.rs)
+RATE_MIN = -2.5  # lowest continuous rate the Rust codec serves (src/codec/hfd_mse.rs)
 
 
 def default_config(args):

@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 /// Rate codes per trained rate: r = code / RATE_STEPS + RATE_MIN.
 pub const RATE_STEPS: u64 = 32;
 /// Lowest continuous rate (below 0 the gains are extrapolated log-linearly).
-pub const RATE_MIN: f64 = -1.0;
+pub const RATE_MIN: f64 = -2.5;
 
 /// The continuous rate of a rate code.
 pub fn rate_of_code(code: u64) -> f32 {
