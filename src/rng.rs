@@ -129,6 +129,42 @@ impl Stream {
         }
     }
 
+    /// Fills `out` with standard normals from a single-precision ziggurat that takes two
+    /// normals from each 64-bit draw (the PFR candidate generator, the encoder's hot path).
+    ///
+    /// Each 32-bit half picks a layer (8 bits) and a 24-bit signed abscissa; the common case
+    /// (inside the layer's rectangle) is one f32 multiply and compare, exactly rounded, hence
+    /// the same on every machine. The rare wedge and tail cases fall back to the f64 path.
+    pub fn fill_normal_fast(&mut self, out: &mut [f32]) {
+        let t = tables_f32();
+        let mut pending: Option<u32> = None;
+        for v in out.iter_mut() {
+            let bits = match pending.take() {
+                Some(b) => b,
+                None => {
+                    let w = self.next_u64();
+                    pending = Some((w >> 32) as u32);
+                    w as u32
+                }
+            };
+            let i = (bits & 0xff) as usize;
+            let u = (bits >> 8) as f32 * (1.0 / (1u32 << 23) as f32) - 1.0;
+            let x = u * t.x[i];
+            *v = if x.abs() < t.x[i + 1] { x } else { self.normal_slow(i, x as f64) };
+        }
+    }
+
+    /// The ziggurat's rejection step for abscissa `x` in layer `i`, then fresh f64 draws.
+    #[cold]
+    fn normal_slow(&mut self, i: usize, x: f64) -> f32 {
+        let t = tables();
+        if i == 0 {
+            return self.tail(x < 0.0) as f32;
+        }
+        let y = t.f[i + 1] + (t.f[i] - t.f[i + 1]) * self.uniform_open();
+        if y < libm::exp(-0.5 * x * x) { x as f32 } else { self.normal() as f32 }
+    }
+
     /// Fills `out` with uniforms on [-1/2, 1/2) (as f64, for dithers).
     pub fn fill_uniform_centered(&mut self, out: &mut [f64]) {
         for v in out {
@@ -154,6 +190,23 @@ const ZIG_V: f64 = 0.004_928_673_233_99;
 struct ZigTables {
     x: [f64; 257],
     f: [f64; 257],
+}
+
+/// The layer edges rounded to f32 (for [`Stream::fill_normal_fast`]).
+struct ZigTablesF32 {
+    x: [f32; 257],
+}
+
+fn tables_f32() -> &'static ZigTablesF32 {
+    static T: OnceLock<ZigTablesF32> = OnceLock::new();
+    T.get_or_init(|| {
+        let t = tables();
+        let mut x = [0f32; 257];
+        for (d, &s) in x.iter_mut().zip(&t.x) {
+            *d = s as f32;
+        }
+        ZigTablesF32 { x }
+    })
 }
 
 /// Layer edges computed once with libm, hence identical on every machine.
@@ -227,6 +280,25 @@ mod tests {
         assert!((p - 0.0026998).abs() < 0.0002, "tail {p}");
     }
 
+    /// The fast generator has the moments and tails of N(0, 1) too.
+    #[test]
+    fn fast_normals_have_the_right_moments_and_tails() {
+        let mut s = Stream::new(2, Purpose::Experiment, 0, 0, 0);
+        let mut v = vec![0f32; 2_000_001];
+        s.fill_normal_fast(&mut v);
+        let n = v.len() as f64;
+        let m1 = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let m2 = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / n;
+        let m4 = v.iter().map(|&x| (x as f64).powi(4)).sum::<f64>() / n;
+        let tail = v.iter().filter(|x| x.abs() > 3.0).count() as f64 / n;
+        let far = v.iter().filter(|x| x.abs() > 4.0).count() as f64 / n;
+        assert!(m1.abs() < 0.003, "mean {m1}");
+        assert!((m2 - 1.0).abs() < 0.005, "var {m2}");
+        assert!((m4 - 3.0).abs() < 0.05, "kurtosis {m4}");
+        assert!((tail - 0.0026998).abs() < 0.0002, "tail {tail}");
+        assert!((far - 6.334e-5).abs() < 2.5e-5, "far tail {far}");
+    }
+
     /// Golden values: any change to key derivation or the normal sampler breaks old files.
     #[test]
     fn golden_stream_values() {
@@ -238,7 +310,16 @@ mod tests {
             eprintln!("{bits:?}");
         }
         assert_eq!(bits, GOLDEN_NORMALS.to_vec());
+        let mut s = Stream::new(0, Purpose::PfrCandidate, 1, 2, 3);
+        let mut f = [0f32; 5];
+        s.fill_normal_fast(&mut f);
+        let fb: Vec<u32> = f.iter().map(|x| x.to_bits()).collect();
+        if golden {
+            eprintln!("{fb:?}");
+        }
+        assert_eq!(fb, GOLDEN_FAST.to_vec());
     }
+    const GOLDEN_FAST: [u32; 5] = [3217633986, 1051469210, 1062940387, 1058992297, 1064593362];
     const GOLDEN_NORMALS: [u64; 3] = [4606127970925663137, 13813944531990653749, 13830274391711635355];
 
     #[test]

@@ -76,7 +76,7 @@ impl ChunkPlan {
 
 /// Candidate `n` of chunk `chunk` at `step`: `d` standard normals.
 pub fn candidate(seed: u64, step: u32, chunk: u64, n: u64, out: &mut [f32]) {
-    Stream::new(seed, Purpose::PfrCandidate, step, chunk, n).fill_normal(out);
+    Stream::new(seed, Purpose::PfrCandidate, step, chunk, n).fill_normal_fast(out);
 }
 
 /// ⟨u_n, m⟩ in a fixed order (f64 accumulation), the one kernel both scorers share.

@@ -20,6 +20,11 @@ pub struct RccBench {
     /// fast / reference throughput, measured in this run.
     pub speedup: f64,
     pub identical_choices: bool,
+    /// Normals per second on one thread: the f64 ziggurat (one per 64-bit draw) and the
+    /// f32 candidate generator (two per draw), and their ratio, measured in this run.
+    pub normals_per_second_f64: f64,
+    pub normals_per_second_fast: f64,
+    pub generator_speedup: f64,
 }
 
 pub fn run(chunk_dims: usize, log2k: u32, chunks: usize) -> RccBench {
@@ -42,10 +47,35 @@ pub fn run(chunk_dims: usize, log2k: u32, chunks: usize) -> RccBench {
             candidate_dims_per_second: (k as f64 * chunk_dims as f64 * chunks as f64) / secs,
         });
     }
+    let (slow, fast) = generator_rates(1 << 24);
     RccBench {
         threads: rayon::current_num_threads(),
+        normals_per_second_f64: slow,
+        normals_per_second_fast: fast,
+        generator_speedup: fast / slow,
         speedup: results[1].candidate_dims_per_second / results[0].candidate_dims_per_second,
         identical_choices: picks[0] == picks[1],
         results,
     }
+}
+
+/// (f64 ziggurat, fast f32 generator) normals per second over `n` draws each.
+fn generator_rates(n: usize) -> (f64, f64) {
+    let mut buf = vec![0f32; 4096];
+    let mut sink = 0f32;
+    let mut s = Stream::new(0, Purpose::Experiment, 3, 0, 0);
+    let t = std::time::Instant::now();
+    for _ in 0..n / buf.len() {
+        s.fill_normal(&mut buf);
+        sink += buf[7];
+    }
+    let slow = n as f64 / t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    for _ in 0..n / buf.len() {
+        s.fill_normal_fast(&mut buf);
+        sink += buf[7];
+    }
+    let fast = n as f64 / t.elapsed().as_secs_f64();
+    std::hint::black_box(sink);
+    (slow, fast)
 }
