@@ -32,6 +32,10 @@ pub struct Args {
     /// HFD: the conditional diffusion refiner (default hfd-refiner).
     #[arg(long)]
     pub refiner: Option<String>,
+    /// HFD: log-SNR where refinement starts from α·X̂_MSE + σ·ε (lower: more generated detail,
+    /// further from X̂_MSE; default 2).
+    #[arg(long, allow_negative_numbers = true)]
+    pub start_logsnr: Option<f64>,
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -55,6 +59,12 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         CodecId::Hfd => {
             let mut c = Hfd::load(a.model.as_deref(), a.refiner.as_deref(), &dev)?;
             c.ode_solver = a.solver;
+            if let Some(l) = a.start_logsnr {
+                if !l.is_finite() {
+                    bail!("--start-logsnr must be a number");
+                }
+                c.start_logsnr = Some(l);
+            }
             return save_png(&c.decode(&bytes, &opts)?, &a.output);
         }
     }
