@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     pub refiner: Option<String>,
     /// HFD: log-SNR where refinement starts from α·X̂_MSE + σ·ε (lower: more generated detail,
-    /// further from X̂_MSE; default 2).
+    /// further from X̂_MSE; default: matched to the MSE codec's error at the file's rate).
     #[arg(long, allow_negative_numbers = true)]
     pub start_logsnr: Option<f64>,
     #[arg(short, long)]

@@ -6,9 +6,11 @@
 //! seed) and runs the DDPM SDE or the probability-flow ODE to the refiner's highest log-SNR.
 //! Starting at the refiner's lowest training log-SNR (−6) would let it generate everything,
 //! but our CPU-trained refiner barely uses its condition there (on dev24 crop 03 at 0.22 bpp:
-//! 17.2 dB against X̂_MSE's 23.0 dB); starting at log-SNR 2 (default, `--start-logsnr`) it
-//! adds detail and grain at 21.8 dB, an MSE 1.3× the MSE codec's (the HFD bound is 2×).
-use super::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse};
+//! 17.2 dB against X̂_MSE's 23.0 dB). So by default the start is matched to the MSE codec's
+//! typical error at the file's rate: λ_start = ln(1/e(r)), e(r) the mean squared error of
+//! X̂_MSE in [−1, 1] units measured on dev24 ([`START_LOGSNR`]), so the added noise is about
+//! as large as the detail the MSE codec lost. `--start-logsnr` overrides it.
+use super::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse, rate_of_code};
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::codec::diffc::progress_bar;
 use crate::container::CodecId;
@@ -52,8 +54,24 @@ impl Denoiser for Refiner<'_> {
 
 /// The refiner checkpoint loaded by default.
 pub const DEFAULT_REFINER: &str = "hfd-refiner";
-/// Where refinement starts by default: z = α·X̂_MSE + σ·ε at this log-SNR (see the module doc).
-pub const DEFAULT_START_LOGSNR: f64 = 2.0;
+/// (rate r, λ_start = ln(1/e(r))) with e(r) = 4·10^(−PSNR/10) of X̂_MSE on dev24 crops
+/// (`checkpoints/hfd-mse.json`: r = 0…4 on 24 crops; r = −2.5, −1 on 6 crops); linear between.
+pub const START_LOGSNR: [(f64, f64); 7] =
+    [(-2.5, 2.9), (-1.0, 3.7), (0.0, 4.5), (1.0, 5.0), (2.0, 5.4), (3.0, 5.8), (4.0, 6.0)];
+
+/// The default starting log-SNR for rate `r` (piecewise linear in [`START_LOGSNR`]).
+pub fn start_logsnr_for(r: f64) -> f64 {
+    let t = &START_LOGSNR;
+    if r <= t[0].0 {
+        return t[0].1;
+    }
+    for w in t.windows(2) {
+        if r <= w[1].0 {
+            return w[0].1 + (w[1].1 - w[0].1) * (r - w[0].0) / (w[1].0 - w[0].0);
+        }
+    }
+    t[t.len() - 1].1
+}
 /// Refinement steps when the decoder is not told.
 pub const DEFAULT_REFINE_STEPS: usize = 16;
 
@@ -63,7 +81,7 @@ pub struct Hfd {
     refiner: Arc<UNetDenoiser>,
     pub ode_solver: OdeSolver,
     /// Log-SNR where refinement starts (clamped to the refiner's training range); `None`:
-    /// [`DEFAULT_START_LOGSNR`].
+    /// [`start_logsnr_for`] the file's rate.
     pub start_logsnr: Option<f64>,
 }
 
@@ -86,11 +104,11 @@ impl Hfd {
         self.refiner.fingerprint() as u16
     }
 
-    /// Samples X̂ ~ p(x | X̂_MSE = `xmse`) with the shared seed `seed`.
-    pub fn refine(&self, xmse: &Image, seed: u64, opts: &DecodeOptions) -> Result<Image> {
+    /// Samples X̂ ~ p(x | X̂_MSE = `xmse`) with the shared seed `seed`, for a file at rate `rate`.
+    pub fn refine(&self, xmse: &Image, rate: f64, seed: u64, opts: &DecodeOptions) -> Result<Image> {
         let cfg = self.refiner.net().config();
         let steps = opts.steps.unwrap_or(DEFAULT_REFINE_STEPS).max(1);
-        let start = self.start_logsnr.unwrap_or(DEFAULT_START_LOGSNR).clamp(cfg.logsnr_min, cfg.logsnr_max);
+        let start = self.start_logsnr.unwrap_or_else(|| start_logsnr_for(rate)).clamp(cfg.logsnr_min, cfg.logsnr_max);
         let grid = logsnr_grid(start, cfg.logsnr_max, steps);
         let (a, s) = alpha_sigma(start);
         let mut eps = vec![0f32; xmse.data.len()];
@@ -125,6 +143,23 @@ impl Codec for Hfd {
             );
         }
         let xmse = self.mse.reconstruct(&p).context("decoding the MSE reconstruction")?;
-        self.refine(&xmse, p.file.seed, opts)
+        self.refine(&xmse, rate_of_code(p.rate_code) as f64, p.file.seed, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn start_logsnr_is_monotone_and_clamped() {
+        use super::start_logsnr_for as f;
+        assert_eq!(f(-9.0), 2.9);
+        assert_eq!(f(9.0), 6.0);
+        assert!((f(0.5) - 4.75).abs() < 1e-12);
+        let mut last = f(-3.0);
+        for i in -30..50 {
+            let v = f(i as f64 / 10.0);
+            assert!(v >= last);
+            last = v;
+        }
     }
 }
