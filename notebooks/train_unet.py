@@ -911,14 +911,16 @@ def main():
             card.update({
                 "condition": ("HFD refiner (Hoogeboom et al. 2023): samples x ~ p(x | c) with c = 2*X_mse - 1 "
                               "in [-1, 1], X_mse the reconstruction (rounding quantisation, float, clipped to "
-                              "[0, 1]) of the MSE codec below at a rate r ~ U[0, R-1] drawn per training "
-                              "example; c is concatenated to the per-pixel input features before "
-                              "space-to-depth (cond_channels)"),
+                              "[0, 1]) of the MSE codec below at a rate r ~ U[%g, %d] drawn per training "
+                              "example (rates below 0 extrapolate the gains); c is concatenated to the "
+                              "per-pixel input features before space-to-depth (cond_channels)"
+                              % (mse.rate_min, mse.R - 1)),
                 "cond_mse_checkpoint": os.path.basename(mse.path),
                 "cond_mse_crc32": mse.crc32,
                 "cond_mse_lambdas": mse.cfg["lambdas"],
-                "sampling": ("decode from z = a*c + s*eps at logsnr_min (%g), denoise to logsnr_max (%g); "
-                             "the conditional VLB's prior term is KL(q(z|x) || N(a*c, s^2 I)) at logsnr_min"
+                "sampling": ("trained on logsnr in [%g, %g]: decoding starts at some logsnr in that range "
+                             "(at the latest logsnr_min) from z = a*c + s*eps and denoises to logsnr_max; the "
+                             "conditional VLB's prior term is KL(q(z|x) || N(a*c, s^2 I)) at logsnr_min"
                              % (cfg["logsnr_min"], cfg["logsnr_max"])),
             })
             card["objective"] = ("continuous-time VDM bound of x given c, logsnr ~ U[min,max] stratified per "

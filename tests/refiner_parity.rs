@@ -1,17 +1,40 @@
 //! HFD's conditional refiner: the candle U-Net with a condition image reproduces the JAX
 //! trainer, and the conditional plumbing (`UNet::forward_cond`, `CondDenoiser`) behaves.
 //!
-//! (The JAX parity tests against the trained refiner come with its checkpoint.)
+//! `tests/fixtures/refiner_parity.safetensors` is written by
+//! `python notebooks/train_unet.py --name hfd-refiner --write-fixture` from
+//! `checkpoints/hfd-refiner.safetensors`; regenerate it whenever the checkpoint changes.
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use diffc::denoiser::Denoiser;
 use diffc::denoiser::unet::{CondDenoiser, UNetDenoiser};
 use diffc::image_io::Shape;
 use diffc::nn::unet::{Config, UNet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+const TOL: f32 = 1e-4;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped refiner, or `DIFFC_REFINER_CHECKPOINT` (with `DIFFC_REFINER_FIXTURE`) to check another.
+fn checkpoint() -> PathBuf {
+    std::env::var_os("DIFFC_REFINER_CHECKPOINT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("checkpoints/hfd-refiner.safetensors"))
+}
+
+fn fixture_path() -> PathBuf {
+    std::env::var_os("DIFFC_REFINER_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("tests/fixtures/refiner_parity.safetensors"))
+}
+
+fn fixture() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture_path(), &Device::Cpu).expect("fixture")
 }
 
 fn vec(t: &Tensor) -> Vec<f32> {
@@ -21,6 +44,80 @@ fn vec(t: &Tensor) -> Vec<f32> {
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn load() -> Arc<UNetDenoiser> {
+    Arc::new(UNetDenoiser::load(&checkpoint(), &Device::Cpu).expect("refiner checkpoint loads"))
+}
+
+#[test]
+fn fixture_matches_checkpoint() {
+    let bytes = std::fs::read(fixture_path()).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let crc: u32 = meta.metadata().as_ref().unwrap()["checkpoint_crc32"].parse().unwrap();
+    assert_eq!(crc, load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
+}
+
+#[test]
+fn network_matches_jax() {
+    let d = load();
+    assert_eq!(d.cond_channels(), 3);
+    let f = fixture();
+    let v = d.net().forward_cond(&f["z"], &f["logsnr"], Some(&f["c"])).unwrap();
+    let (got, want) = (vec(&v), vec(&f["v"]));
+    let err = max_abs_diff(&got, &want);
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    eprintln!("refiner parity: max |Δv| = {err:.3e} (max |v| = {scale:.3})");
+    assert!(err <= TOL, "max abs error {err} > {TOL}");
+}
+
+#[test]
+fn cond_denoiser_pads_and_matches_jax() {
+    let f = fixture();
+    let z = vec(&f["pad_z"]);
+    let (c, h, w) = f["pad_z"].dims3().unwrap();
+    let shape = Shape::new(c, h, w);
+    let l = f["pad_logsnr"].to_vec1::<f32>().unwrap()[0] as f64;
+    let d = CondDenoiser::new(load(), vec(&f["pad_c"]), shape).unwrap();
+    let got = d.predict_x(&z, shape, l).unwrap();
+    let err = max_abs_diff(&got, &vec(&f["pad_x"]));
+    eprintln!("CondDenoiser parity ({c}×{h}×{w}): max |Δx̂| = {err:.3e}");
+    assert!(err <= TOL, "max abs error {err} > {TOL}");
+    assert_eq!(d.fingerprint(), d.base().fingerprint());
+    assert_eq!(got, d.base().predict_x_cond(&z, d.cond(), shape, l).unwrap());
+    assert!(d.logsnr_min() < d.logsnr_max());
+}
+
+#[test]
+fn conditioning_is_checked() {
+    let base = load();
+    let shape = Shape::new(3, 9, 11);
+    let z = vec![0.25f32; shape.len()];
+    let cond = vec![0.5f32; shape.len()];
+    // a conditional model does not denoise without its condition
+    assert!(base.predict_x(&z, shape, 1.0).is_err());
+    let d = CondDenoiser::new(base.clone(), cond.clone(), shape).unwrap();
+    let x = d.predict_x(&z, shape, 1.0).unwrap();
+    assert!(x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
+    assert_eq!(x, d.predict_x(&z, shape, 1.0).unwrap(), "deterministic");
+    // another shape than the bound one, a short condition, bad values: errors, not panics
+    assert!(d.predict_x(&z[..3 * 9 * 10], Shape::new(3, 9, 10), 1.0).is_err());
+    assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
+    assert!(CondDenoiser::new(base.clone(), cond[1..].to_vec(), shape).is_err());
+    assert!(CondDenoiser::new(base.clone(), vec![255.0; shape.len()], shape).is_err());
+    assert!(CondDenoiser::new(base.clone(), cond.clone(), Shape::new(1, 9, 11)).is_err());
+    // the raw network: condition required, and of the right shape
+    let zt = Tensor::zeros((1, 3, 8, 8), DType::F32, &Device::Cpu).unwrap();
+    let lt = Tensor::new(&[0.0f32], &Device::Cpu).unwrap();
+    assert!(base.net().forward(&zt, &lt).is_err());
+    let bad = Tensor::zeros((1, 2, 8, 8), DType::F32, &Device::Cpu).unwrap();
+    assert!(base.net().forward_cond(&zt, &lt, Some(&bad)).is_err());
+    // an unconditional model takes no condition
+    let uncond =
+        Arc::new(UNetDenoiser::load(&root().join("checkpoints/photo-unet-s.safetensors"), &Device::Cpu).unwrap());
+    assert!(CondDenoiser::new(uncond.clone(), cond.clone(), shape).is_err());
+    assert!(uncond.predict_x_cond(&z, &cond, shape, 1.0).is_err());
+    assert!(uncond.net().forward_cond(&zt, &lt, Some(&zt)).is_err());
 }
 
 /// The trainer's warm start: photo-unet-s with zero conv_in columns for the condition is the
@@ -50,16 +147,4 @@ fn zero_condition_columns_give_the_unconditional_net() {
     assert!(err <= 1e-5, "zero-column conditional net differs from the unconditional one by {err}");
     // it still insists on a condition
     assert!(cond_net.forward(&z, &l).is_err());
-}
-
-#[test]
-fn unconditional_model_takes_no_condition() {
-    let dev = Device::Cpu;
-    let uncond = Arc::new(UNetDenoiser::load(&root().join("checkpoints/photo-unet-s.safetensors"), &dev).unwrap());
-    assert_eq!(uncond.cond_channels(), 0);
-    let shape = Shape::new(3, 9, 11);
-    assert!(CondDenoiser::new(uncond.clone(), vec![0.5; shape.len()], shape).is_err());
-    let zt = Tensor::zeros((1, 3, 8, 8), DType::F32, &dev).unwrap();
-    let lt = Tensor::new(&[0.0f32], &dev).unwrap();
-    assert!(uncond.net().forward_cond(&zt, &lt, Some(&zt)).is_err());
 }

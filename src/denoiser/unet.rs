@@ -57,6 +57,33 @@ impl UNetDenoiser {
         self.run(z, shape, None, logsnr)
     }
 
+    /// Conditional models: x̂ for planar `z` of `shape` given the planar condition `cond`
+    /// (`cond_channels × h × w`, in [−1, 1]), without binding it ([`CondDenoiser`] binds one
+    /// and pads it once). Same numbers as `CondDenoiser::new(..).predict_x(..)`.
+    pub fn predict_x_cond(&self, z: &[f32], cond: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
+        let c = self.cond_tensor(cond, shape)?;
+        let v = self.run(z, shape, Some(&c), logsnr)?;
+        Ok(x_from_v(z, &v, logsnr))
+    }
+
+    /// Validates a condition for inputs of `shape` and pads it like z: (1, nc, hp, wp).
+    fn cond_tensor(&self, cond: &[f32], shape: Shape) -> Result<Tensor> {
+        let nc = self.cond_channels();
+        if nc == 0 {
+            bail!("model {} is unconditional: it takes no condition image", self.name);
+        }
+        let (hp, wp) = self.check_shape(shape)?;
+        let Shape { h, w, .. } = shape;
+        if cond.len() != nc * h * w {
+            bail!("condition has {} values, model {} needs {nc}×{h}×{w} = {}", cond.len(), self.name, nc * h * w);
+        }
+        if let Some(bad) = cond.iter().find(|v| !(v.is_finite() && v.abs() <= 1.0 + 1e-3)) {
+            bail!("condition values must lie in [-1, 1] (c = 2·x − 1), found {bad}");
+        }
+        let padded = reflect_pad(cond, nc, h, w, hp, wp);
+        Ok(Tensor::from_vec(padded, (1, nc, hp, wp), &self.device)?)
+    }
+
     fn check_shape(&self, shape: Shape) -> Result<(usize, usize)> {
         let Shape { c, h, w } = shape;
         let cfg = self.net.config();
@@ -165,20 +192,7 @@ impl CondDenoiser {
     /// to the conditional model `base` for inputs z of `shape` (`in_channels × h × w`).
     /// Errors if `base` is unconditional or any size disagrees.
     pub fn new(base: Arc<UNetDenoiser>, cond: Vec<f32>, shape: Shape) -> Result<Self> {
-        let nc = base.cond_channels();
-        if nc == 0 {
-            bail!("model {} is unconditional: it takes no condition image", base.name);
-        }
-        let (hp, wp) = base.check_shape(shape)?;
-        let Shape { h, w, .. } = shape;
-        if cond.len() != nc * h * w {
-            bail!("condition has {} values, model {} needs {nc}×{h}×{w} = {}", cond.len(), base.name, nc * h * w);
-        }
-        if let Some(bad) = cond.iter().find(|v| !(v.is_finite() && v.abs() <= 1.0 + 1e-3)) {
-            bail!("condition values must lie in [-1, 1] (c = 2·x − 1), found {bad}");
-        }
-        let padded = reflect_pad(&cond, nc, h, w, hp, wp);
-        let cond_padded = Tensor::from_vec(padded, (1, nc, hp, wp), &base.device)?;
+        let cond_padded = base.cond_tensor(&cond, shape)?;
         Ok(CondDenoiser { base, cond, cond_padded, shape })
     }
 
