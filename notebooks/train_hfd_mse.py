@@ -41,7 +41,7 @@ import optax
 from safetensors.numpy import save_file, load as st_load
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train_unet import PhotoSampler, SyntheticSampler, prefetch, load_dev, git_rev  # noqa: E402
+from train_unet import PhotoSampler, SyntheticSampler, prefetch, load_dev, git_rev, _conv  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_KEY = "diffc_hfd_mse_config"
@@ -98,17 +98,6 @@ def init_params(cfg, seed):
     p["gain.log_inv"] = -lg
     p["z_prior.log_scale"] = np.zeros((Z,))
     return {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
-
-
-def _conv(p, name, x, stride=1):
-    w = jnp.transpose(p[name + ".weight"], (2, 3, 1, 0))  # HWIO
-    k = w.shape[0]
-    pad = (k - 1) // 2
-    y = jax.lax.conv_general_dilated(
-        x, w, (stride, stride), [(pad, pad), (pad, pad)],
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        precision=jax.lax.Precision.HIGHEST)
-    return y + p[name + ".bias"]
 
 
 def gdn_params(p, name):

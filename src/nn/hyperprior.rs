@@ -37,14 +37,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_safetensors(bytes: &[u8]) -> anyhow::Result<Config> {
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow::anyhow!("not a safetensors file: {e}"))?;
-        let json = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(CONFIG_KEY))
-            .with_context(|| format!("checkpoint has no `{CONFIG_KEY}` metadata"))?;
-        let cfg: Config = serde_json::from_str(json).context("bad hyperprior config metadata")?;
+        let cfg: Config = super::config_from_metadata(bytes, CONFIG_KEY, "MSE-codec")?;
         if cfg.arch != "diffc-hfd-mse-v1" {
             bail!("unsupported MSE-codec architecture `{}`", cfg.arch);
         }

@@ -71,14 +71,7 @@ fn one() -> usize {
 impl Config {
     /// Reads the config from the metadata of safetensors file bytes.
     pub fn from_safetensors(bytes: &[u8]) -> anyhow::Result<Config> {
-        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow::anyhow!("not a safetensors file: {e}"))?;
-        let json = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(CONFIG_KEY))
-            .with_context(|| format!("checkpoint has no `{CONFIG_KEY}` metadata"))?;
-        let cfg: Config = serde_json::from_str(json).context("bad U-Net config metadata")?;
+        let cfg: Config = super::config_from_metadata(bytes, CONFIG_KEY, "U-Net")?;
         cfg.validate()?;
         Ok(cfg)
     }
