@@ -137,6 +137,7 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         p.pfr.padding = pad;
     }
     codec.params = p;
+    codec.shape_defaults = false;
     codec.seed = a.seed;
     codec.progress = !a.quiet;
     codec.diagnose = a.diagnose_pfr;

@@ -148,6 +148,10 @@ pub struct StepRecord {
 pub struct DiffC {
     pub model: Arc<dyn Denoiser>,
     pub params: DiffcParams,
+    /// When `params` are the format defaults, adapt them to each image's size
+    /// ([`DiffcParams::for_shape`]); false: use `params` exactly as set (the CLI, which already
+    /// applied the size rule, so an explicit `--padding 6` on a large image stays 6).
+    pub shape_defaults: bool,
     pub seed: u64,
     pub scorer: Scorer,
     /// Count truncated PFR chunks (experiments; 8× slower PFR).
@@ -162,6 +166,7 @@ impl DiffC {
         DiffC {
             model,
             params: DiffcParams::default(),
+            shape_defaults: true,
             seed: 0,
             scorer: Scorer::Fast,
             diagnose: false,
@@ -201,7 +206,7 @@ impl DiffC {
         if shape.c != 3 {
             bail!("DiffC codes 3-channel images");
         }
-        let params = if self.params == (DiffcParams { channel: self.params.channel, ..DiffcParams::default() }) {
+        let params = if self.shape_defaults && self.params == (DiffcParams { channel: self.params.channel, ..DiffcParams::default() }) {
             DiffcParams { channel: self.params.channel, ..DiffcParams::for_shape(shape) }
         } else {
             self.params.canonical()
@@ -358,6 +363,7 @@ impl DiffC {
         DiffC {
             model: self.model.clone(),
             params: self.params.clone(),
+            shape_defaults: self.shape_defaults,
             seed: self.seed,
             scorer: self.scorer,
             diagnose: false,
