@@ -17,7 +17,7 @@ use crate::container::CodecId;
 use crate::denoiser::param::alpha_sigma;
 use crate::denoiser::Denoiser;
 use crate::denoiser::tiled::{crop, predict_tiled};
-use crate::denoiser::unet::{CondDenoiser, UNetDenoiser};
+use crate::denoiser::unet::UNetDenoiser;
 use crate::image_io::{Image, Shape};
 use crate::rng::{Purpose, Stream};
 use crate::sampler::{OdeSolver, sample_ode, sample_sde};
@@ -32,7 +32,7 @@ const REFINE_OVERLAP: usize = 128;
 
 /// The refiner bound to one X̂_MSE, denoising patch-wise when the image is large.
 struct Refiner<'a> {
-    base: Arc<UNetDenoiser>,
+    base: &'a UNetDenoiser,
     cond: &'a [f32],
     shape: Shape,
 }
@@ -46,8 +46,10 @@ impl Denoiser for Refiner<'_> {
     }
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
         predict_tiled(z, shape, REFINE_TILE, REFINE_OVERLAP, |zt, ts, y0, x0| {
-            let cond = if ts == self.shape { self.cond.to_vec() } else { crop(self.cond, self.shape, ts, y0, x0) };
-            CondDenoiser::new(self.base.clone(), cond, ts)?.predict_x(zt, ts, logsnr)
+            if ts == self.shape {
+                return self.base.predict_x_cond(zt, self.cond, ts, logsnr);
+            }
+            self.base.predict_x_cond(zt, &crop(self.cond, self.shape, ts, y0, x0), ts, logsnr)
         })
     }
 }
@@ -114,7 +116,7 @@ impl Hfd {
         let mut eps = vec![0f32; xmse.data.len()];
         Stream::new(seed, Purpose::HfdInit, 0, 0, 0).fill_normal(&mut eps);
         let z: Vec<f32> = xmse.data.iter().zip(&eps).map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32).collect();
-        let model = Refiner { base: self.refiner.clone(), cond: &xmse.data, shape: xmse.shape };
+        let model = Refiner { base: &self.refiner, cond: &xmse.data, shape: xmse.shape };
         let bar = progress_bar(opts.progress, steps, "refine");
         let mut tick = || bar.inc(1);
         let x = match opts.decoder {
