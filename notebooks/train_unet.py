@@ -664,6 +664,13 @@ def main():
     ap.add_argument("--logsnr-max", type=float, default=13.0)
     ap.add_argument("--crop", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--large-crop", type=int, default=0,
+                    help="also train on crops this large (e.g. 256): the network sees whole-image "
+                    "statistics, which low log-SNR denoising (low DiffC rates) depends on")
+    ap.add_argument("--large-batch", type=int, default=2)
+    ap.add_argument("--large-every", type=int, default=2, help="every N-th step is a large-crop step")
+    ap.add_argument("--large-logsnr-max", type=float, default=4.0,
+                    help="large-crop steps draw log-SNR in [logsnr_min, this]: where context matters")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -860,6 +867,14 @@ def main():
     lmin, lmax = cfg["logsnr_min"], cfg["logsnr_max"]
     noise_rng = np.random.default_rng(args.seed * 1000003 + step0)
     batches = prefetch(sampler, B)
+    large_batches = None
+    if args.large_crop:
+        if args.synthetic or mse is not None:
+            raise SystemExit("--large-crop trains the unconditional photo model only")
+        large_batches = prefetch(PhotoSampler(paths, args.large_crop, args.seed + 7919 * step0 + 1),
+                                 args.large_batch)
+        train_desc += (f"; every {args.large_every}th step instead {args.large_batch} crops of "
+                       f"{args.large_crop}x{args.large_crop} with logsnr in [{lmin}, {args.large_logsnr_max}]")
     budget = args.minutes * 60.0
     t_start = time.time()
     last_export = t_start
@@ -955,12 +970,15 @@ def main():
         warm = min(1.0, (step - warm_from + 1) / args.warmup)
         lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         opt_state = set_lr(opt_state, lr)
-        u8 = next(batches)
+        large = large_batches is not None and (step - step0) % args.large_every == args.large_every - 1
+        u8 = next(large_batches if large else batches)
         x = to_unit(u8)
         eps = noise_rng.standard_normal(x.shape).astype(np.float32)
-        u = (noise_rng.random() + np.arange(B)) / B
+        nb = x.shape[0]
+        u = (noise_rng.random() + np.arange(nb)) / nb
         noise_rng.shuffle(u)
-        lam = (lmin + u * (lmax - lmin)).astype(np.float32)
+        hi = args.large_logsnr_max if large else lmax
+        lam = (lmin + u * (hi - lmin)).astype(np.float32)
         cond = None
         if mse is not None:
             # RATE_MIN < 0: the Rust codec also serves rates below the lowest trained one
@@ -971,7 +989,8 @@ def main():
         params, ema, opt_state, loss, gnorm = train_step(params, ema, opt_state, x, eps, lam,
                                                          jnp.float32(ema_decay), cond)
         step += 1
-        losses.append(float(loss))
+        if not large:
+            losses.append(float(loss))
         if step == step0 + 1:
             t_first = time.time()
             print(f"first step (compile) {t_first - now:.1f}s", flush=True)

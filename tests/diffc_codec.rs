@@ -78,6 +78,22 @@ fn files_never_exceed_the_budget_and_more_bits_means_less_error() {
 }
 
 #[test]
+fn one_shared_trajectory_gives_each_targets_own_file() {
+    let img = test_image(32, 48, 3);
+    let c = codec(ChannelKind::Mixed);
+    // Unsorted targets, a repeat, one above what the whole schedule needs, and one whose cut
+    // falls inside the first communicated steps.
+    let targets = [2.0, 0.1, 0.5, 0.1, 200.0, 0.12];
+    let shared = c.encode_targets(&img, &targets).unwrap();
+    assert_eq!(shared.len(), targets.len());
+    for (&t, (bytes, secs)) in targets.iter().zip(&shared) {
+        assert_eq!(bytes, &c.encode(&img, RateTarget::Bpp(t)).unwrap(), "target {t}: files differ");
+        assert!(*secs >= 0.0 && secs.is_finite());
+    }
+    assert!(c.encode_targets(&img, &[0.5, 0.001]).is_err(), "a budget below the header must be refused");
+}
+
+#[test]
 fn both_decoders_are_deterministic_and_differ() {
     let img = test_image(16, 24, 3);
     let c = codec(ChannelKind::Mixed);

@@ -144,6 +144,16 @@ pub struct StepRecord {
     pub z: Option<Vec<f32>>,
 }
 
+/// Where a byte budget cut the trajectory: the bisected partial step, or the last full step
+/// when not even an eighth of the overflowing step fits (`partial` false), and the encoder
+/// seconds a lone encode for that budget would have taken.
+#[derive(Clone, Debug)]
+struct Cut {
+    record: StepRecord,
+    partial: bool,
+    seconds: f64,
+}
+
 /// The DiffC codec over a denoiser.
 pub struct DiffC {
     pub model: Arc<dyn Denoiser>,
@@ -202,6 +212,24 @@ impl DiffC {
     /// Encodes, returning the records of every communicated step; the last record's file
     /// is the output. `trace_z` keeps each step's latent.
     pub fn encode_trace(&self, img: &Image, target: RateTarget, trace_z: bool) -> Result<Vec<StepRecord>> {
+        let budgets = match target {
+            RateTarget::Bpp(b) => vec![bpp_budget_bytes(b, img.shape)?],
+            _ => vec![],
+        };
+        let (mut records, cuts, _) = self.trajectory(img, target, &budgets, trace_z)?;
+        if let Some(Some(Cut { record, partial: true, .. })) = cuts.into_iter().next() {
+            records.push(record);
+        }
+        Ok(records)
+    }
+
+    /// The encoder's loop. Communicates steps until `stop` (a log-SNR, a step count, or the
+    /// end of the schedule) or until every byte budget in `budgets` has been cut. A budget is
+    /// cut at the first step whose file would overflow it, by bisecting for the largest fraction
+    /// of that step that fits. Returns the full steps' records, per budget its cut (None: the
+    /// budget held the whole trajectory), and the seconds the loop took.
+    fn trajectory(&self, img: &Image, stop: RateTarget, budgets: &[usize], trace_z: bool) -> Result<(Vec<StepRecord>, Vec<Option<Cut>>, f64)> {
+        let t0 = std::time::Instant::now();
         let shape = img.shape;
         if shape.c != 3 {
             bail!("DiffC codes 3-channel images");
@@ -213,22 +241,19 @@ impl DiffC {
         };
         let grid = params.schedule.grid(params.steps);
         let d = shape.len();
-        let budget_bytes = match target {
-            RateTarget::Bpp(b) if !(b > 0.0 && b.is_finite()) => bail!("--bpp must be positive, got {b}"),
-            RateTarget::Bpp(b) => Some((b * shape.pixels() as f64 / 8.0).floor() as usize),
-            _ => None,
-        };
         let mut z = vec![0f32; d];
         Stream::new(self.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
         let mut w = Writer::new();
         let mut codes: Vec<u8> = Vec::new();
         let empty = self.file(shape, &params, 0, 0, &codes, &[]).to_bytes();
-        if let Some(b) = budget_bytes {
+        for &b in budgets {
             if empty.len() > b {
                 bail!("a {}-byte budget cannot hold even the {}-byte header; raise --bpp", b, empty.len());
             }
         }
         let mut records = vec![StepRecord { step: 0, logsnr: grid[0], kl_bits: 0.0, channel: None, file: empty, z: trace_z.then(|| z.clone()) }];
+        let mut cuts: Vec<Option<Cut>> = vec![None; budgets.len()];
+        let mut open: Vec<usize> = (0..budgets.len()).collect();
         let pfr = self.pfr(&params);
         let bar = progress_bar(self.progress, params.steps, "encode");
         // One step λ_t → λ_s under step index i, appended to a copy of the writer.
@@ -252,19 +277,28 @@ impl DiffC {
         };
         for i in 0..params.steps {
             let (lt, ls) = (grid[i], grid[i + 1]);
-            match target {
+            match stop {
                 RateTarget::LogSnr(l) if ls > l + 1e-9 => break,
                 RateTarget::Step(n) if i >= n => break,
                 _ => {}
+            }
+            if !budgets.is_empty() && open.is_empty() {
+                break;
             }
             let mut w2 = w.clone();
             let prev = codes.last().copied().unwrap_or(0);
             let (znew, code, kl, used) = step(&z, i, lt, ls, prev, &mut w2)?;
             codes.push(code);
             let file = self.file(shape, &params, i + 1, 0, &codes, &w2.clone().finish()).to_bytes();
-            if budget_bytes.is_some_and(|b| file.len() > b) {
-                codes.pop();
-                // The full step does not fit: bisect for the largest fraction of it that does.
+            let shared_s = t0.elapsed().as_secs_f64();
+            codes.pop();
+            // Budgets this full step overflows: bisect for the largest fraction of it that fits.
+            for k in open.clone() {
+                let b = budgets[k];
+                if file.len() <= b {
+                    continue;
+                }
+                let t1 = std::time::Instant::now();
                 let (mut lo, mut hi, mut best) = (0u32, FRACTIONS, None);
                 while hi - lo > 1 {
                     let f = (lo + hi) / 2;
@@ -274,23 +308,31 @@ impl DiffC {
                     codes.push(code);
                     let file = self.file(shape, &params, i, f, &codes, &w3.finish()).to_bytes();
                     codes.pop();
-                    if budget_bytes.is_some_and(|b| file.len() > b) {
+                    if file.len() > b {
                         hi = f;
                     } else {
                         lo = f;
                         best = Some(StepRecord { step: i + 1, logsnr: lf, kl_bits: kl, channel: used, file, z: trace_z.then(|| zf) });
                     }
                 }
-                records.extend(best);
+                let seconds = shared_s + t1.elapsed().as_secs_f64();
+                cuts[k] = Some(match best {
+                    Some(record) => Cut { record, partial: true, seconds },
+                    None => Cut { record: records.last().unwrap().clone(), partial: false, seconds },
+                });
+                open.retain(|&o| o != k);
+            }
+            if !budgets.is_empty() && open.is_empty() {
                 break;
             }
+            codes.push(code);
             w = w2;
             z = znew;
             records.push(StepRecord { step: i + 1, logsnr: ls, kl_bits: kl, channel: used, file, z: trace_z.then(|| z.clone()) });
             bar.inc(1);
         }
         bar.finish_and_clear();
-        Ok(records)
+        Ok((records, cuts, t0.elapsed().as_secs_f64()))
     }
 
     /// Parses and checks a file, rebuilding the communicated latent:
@@ -397,6 +439,14 @@ impl DiffC {
 
 /// Prior of the change of the step-KL code from one step to the next (range-coded
 /// before each step, ~2–3 bits instead of a byte).
+/// The byte budget of a `--bpp` target for an image of `shape`.
+fn bpp_budget_bytes(bpp: f64, shape: Shape) -> Result<usize> {
+    if !(bpp > 0.0 && bpp.is_finite()) {
+        bail!("--bpp must be positive, got {bpp}");
+    }
+    Ok((bpp * shape.pixels() as f64 / 8.0).floor().min(usize::MAX as f64 / 2.0) as usize)
+}
+
 fn step_code_table() -> crate::entropy::Table {
     let w: Vec<f64> = (-255i32..=255).map(|d| libm::exp(-(d.abs() as f64) / 3.0) + 1e-7).collect();
     crate::entropy::Table::from_weights(&w)
@@ -431,6 +481,23 @@ impl Codec for DiffC {
     fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>> {
         let recs = self.encode_trace(img, target, false)?;
         Ok(recs.into_iter().last().context("no steps")?.file)
+    }
+    /// Encodes `img` once for several `--bpp` targets: one file per target, each identical to
+    /// what [`Codec::encode`] writes for that target alone, with the seconds that a lone encode
+    /// would have spent (the shared steps up to its cut plus its own bisection). The trajectory is
+    /// shared because a step's sample does not depend on the budget, so the encoder pays for the
+    /// highest target's steps once instead of for every target.
+    fn encode_targets(&self, img: &Image, targets: &[f64]) -> Result<Vec<(Vec<u8>, f64)>> {
+        let budgets = targets.iter().map(|&b| bpp_budget_bytes(b, img.shape)).collect::<Result<Vec<_>>>()?;
+        let (records, cuts, seconds) = self.trajectory(img, RateTarget::Bpp(f64::INFINITY), &budgets, false)?;
+        let last = &records.last().context("no steps")?.file;
+        Ok(cuts
+            .into_iter()
+            .map(|c| match c {
+                Some(Cut { record, seconds, .. }) => (record.file, seconds),
+                None => (last.clone(), seconds),
+            })
+            .collect())
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         let (z, l, shape, _) = self.decode_latent(bytes)?;

@@ -2,7 +2,8 @@
 //!
 //! - `jpeg`, `webp`, `avif`, `jxl`: classic baselines ([`super::baselines`]).
 //! - `diffc-f`: DiffC with the probability-flow ODE decoder; `diffc-a`: DiffC with ancestral
-//!   (SDE) sampling. `--model` picks the denoiser (the codec's default otherwise).
+//!   (SDE) sampling. `--model` picks the denoiser (the codec's default otherwise); a name like
+//!   `diffc-f@photo-unet-s` names it per codec, so one run compares models.
 //! - `hfd-mse`: HFD's MSE transform codec (rounding), `hfd-mse-dither`: the same with the
 //!   shared-seed dither (universal quantisation); `hfd`: HFD (its refiner decodes with the flow ODE),
 //!   `hfd-a`: HFD decoded with the SDE. Default checkpoints (`hfd-mse`, `hfd-refiner`).
@@ -50,10 +51,14 @@ pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
         }
         _ => {}
     }
-    let decoder = match name {
+    let (base, model) = match name.split_once('@') {
+        Some((b, m)) => (b, Some(m)),
+        None => (name, model),
+    };
+    let decoder = match base {
         "diffc-f" => DecoderKind::Ode,
         "diffc-a" => DecoderKind::Sde,
-        _ => bail!("unknown codec `{name}` (known: {})", KNOWN.join(", ")),
+        _ => bail!("unknown codec `{name}` (known: {}; diffc-f and diffc-a take @MODEL)", KNOWN.join(", ")),
     };
     let model = model.unwrap_or(crate::denoiser::DEFAULT_MODEL);
     Ok(Made {

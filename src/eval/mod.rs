@@ -333,6 +333,23 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                     }
                 }
                 let mut enc_cache: BTreeMap<(String, u64), (Vec<u8>, f64)> = BTreeMap::new();
+                // One encode per encoder for all of this image's targets (DiffC shares its
+                // trajectory across targets). If it fails, each row encodes alone and reports
+                // its own error.
+                let mut targets: BTreeMap<&str, (usize, Vec<f64>)> = BTreeMap::new();
+                for &(ci, t) in jobs {
+                    let e = targets.entry(codecs[ci].1.encoder_key.as_str()).or_insert((ci, vec![]));
+                    if !e.1.contains(&t) {
+                        e.1.push(t);
+                    }
+                }
+                for (key, (ci, ts)) in targets {
+                    if let Ok(files) = codecs[ci].1.codec.encode_targets(&img, &ts) {
+                        for (t, f) in ts.iter().zip(files) {
+                            enc_cache.insert((key.to_string(), t.to_bits()), f);
+                        }
+                    }
+                }
                 for &(ci, t) in jobs {
                     let (cname, made) = &codecs[ci];
                     let key = (made.encoder_key.clone(), t.to_bits());
