@@ -14,36 +14,20 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const TOL: f32 = 1e-4;
+mod common;
+use common::parity::{TOL, checkpoint_crc, max_abs_diff, root, vec};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The shipped refiner, or `DIFFC_REFINER_CHECKPOINT` (with `DIFFC_REFINER_FIXTURE`) to check another.
+/// The shipped checkpoint, or `DIFFC_REFINER_CHECKPOINT` (with `DIFFC_REFINER_FIXTURE`) to check another.
 fn checkpoint() -> PathBuf {
-    std::env::var_os("DIFFC_REFINER_CHECKPOINT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("checkpoints/hfd-refiner.safetensors"))
+    common::parity::path_or_env("DIFFC_REFINER_CHECKPOINT", "checkpoints/hfd-refiner.safetensors")
 }
 
 fn fixture_path() -> PathBuf {
-    std::env::var_os("DIFFC_REFINER_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("tests/fixtures/refiner_parity.safetensors"))
+    common::parity::path_or_env("DIFFC_REFINER_FIXTURE", "tests/fixtures/refiner_parity.safetensors")
 }
 
 fn fixture() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture_path(), &Device::Cpu).expect("fixture")
-}
-
-fn vec(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    common::parity::load(&fixture_path())
 }
 
 fn load() -> Arc<UNetDenoiser> {
@@ -52,10 +36,7 @@ fn load() -> Arc<UNetDenoiser> {
 
 #[test]
 fn fixture_matches_checkpoint() {
-    let bytes = std::fs::read(fixture_path()).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let crc: u32 = meta.metadata().as_ref().unwrap()["checkpoint_crc32"].parse().unwrap();
-    assert_eq!(crc, load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
+    assert_eq!(checkpoint_crc(&fixture_path()), load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
 }
 
 #[test]

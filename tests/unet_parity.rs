@@ -10,32 +10,20 @@ use diffc::image_io::Shape;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-const TOL: f32 = 1e-4;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::parity::{TOL, checkpoint_crc, max_abs_diff, vec};
 
 /// The shipped checkpoint, or `DIFFC_UNET_CHECKPOINT` (with `DIFFC_UNET_FIXTURE`) to check another.
 fn checkpoint() -> PathBuf {
-    std::env::var_os("DIFFC_UNET_CHECKPOINT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("checkpoints/photo-unet-s.safetensors"))
+    common::parity::path_or_env("DIFFC_UNET_CHECKPOINT", "checkpoints/photo-unet-s.safetensors")
 }
 
 fn fixture_path() -> PathBuf {
-    std::env::var_os("DIFFC_UNET_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("tests/fixtures/unet_parity.safetensors"))
+    common::parity::path_or_env("DIFFC_UNET_FIXTURE", "tests/fixtures/unet_parity.safetensors")
 }
 
 fn fixture() -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(fixture_path(), &Device::Cpu).expect("fixture")
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    common::parity::load(&fixture_path())
 }
 
 fn load() -> UNetDenoiser {
@@ -44,10 +32,7 @@ fn load() -> UNetDenoiser {
 
 #[test]
 fn fixture_matches_checkpoint() {
-    let bytes = std::fs::read(fixture_path()).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let crc: u32 = meta.metadata().as_ref().unwrap()["checkpoint_crc32"].parse().unwrap();
-    assert_eq!(crc, load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
+    assert_eq!(checkpoint_crc(&fixture_path()), load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
 }
 
 #[test]
@@ -55,8 +40,7 @@ fn network_matches_jax() {
     let d = load();
     let f = fixture();
     let v = d.net().forward(&f["z"], &f["logsnr"]).unwrap();
-    let got = v.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let want = f["v"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (got, want) = (vec(&v), vec(&f["v"]));
     let err = max_abs_diff(&got, &want);
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     eprintln!("U-Net parity: max |Δv| = {err:.3e} (max |v| = {scale:.3})");
@@ -67,11 +51,11 @@ fn network_matches_jax() {
 fn adapter_pads_and_matches_jax() {
     let d = load();
     let f = fixture();
-    let z = f["pad_z"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let z = vec(&f["pad_z"]);
     let (c, h, w) = f["pad_z"].dims3().unwrap();
     let l = f["pad_logsnr"].to_vec1::<f32>().unwrap()[0] as f64;
     let got = d.predict_x(&z, Shape::new(c, h, w), l).unwrap();
-    let want = f["pad_x"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let want = vec(&f["pad_x"]);
     let err = max_abs_diff(&got, &want);
     eprintln!("adapter parity ({c}×{h}×{w}): max |Δx̂| = {err:.3e}");
     assert!(err <= TOL, "max abs error {err} > {TOL}");

@@ -1,6 +1,9 @@
-//! Integer test patterns shared by the metric tests; they mirror eval/fixtures/patterns.py,
-//! which made the committed reference values, bit for bit.
+//! Helpers shared by the integration tests: integer test patterns for the metric tests (they
+//! mirror eval/fixtures/patterns.py, which made the committed reference values, bit for bit)
+//! and the corrupt-file checks of the codec tests (`corrupt`).
 #![allow(dead_code)]
+pub mod corrupt;
+pub mod parity;
 use diffc::image_io::{Image, Shape};
 
 pub fn h32(x: u32, y: u32, c: u32, seed: u32) -> u32 {
