@@ -318,20 +318,25 @@ def alpha_sigma(logsnr):
 # ----------------------------------------------------------------------------- loss
 
 
-def diffusion_loss(p, cfg, x, eps, logsnr, cond=None):
-    """VDM continuous-time diffusion term, nats per image (summed over dims)."""
+def diffusion_loss(p, cfg, x, eps, logsnr, cond=None, weight="vlb"):
+    """VDM continuous-time diffusion term, nats per image (summed over dims).
+
+    weight "xmse" replaces the bound's α² by σ², i.e. plain ‖x − x̂‖²: same minimiser per λ,
+    but low log-SNR (where the bound's weight vanishes, yet DiffC's low rates live) counts.
+    """
     a, s = alpha_sigma(logsnr)
     a4, s4 = a[:, None, None, None], s[:, None, None, None]
     z = a4 * x + s4 * eps
     v = a4 * eps - s4 * x
     vhat = unet_apply(p, cfg, z, logsnr, cond)
     rng = cfg["logsnr_max"] - cfg["logsnr_min"]
-    return 0.5 * rng * (a ** 2) * jnp.sum((v - vhat) ** 2, axis=(1, 2, 3))
+    w = s ** 2 if weight == "xmse" else a ** 2
+    return 0.5 * rng * w * jnp.sum((v - vhat) ** 2, axis=(1, 2, 3))
 
 
-def make_train_step(cfg, opt):
+def make_train_step(cfg, opt, weight="vlb"):
     def loss_fn(p, x, eps, logsnr, cond):
-        per = diffusion_loss(p, cfg, x, eps, logsnr, cond)
+        per = diffusion_loss(p, cfg, x, eps, logsnr, cond, weight)
         D = x.shape[1] * x.shape[2] * x.shape[3]
         return jnp.mean(per) / D  # nats/dim
 
@@ -669,8 +674,12 @@ def main():
                     "statistics, which low log-SNR denoising (low DiffC rates) depends on")
     ap.add_argument("--large-batch", type=int, default=2)
     ap.add_argument("--large-every", type=int, default=2, help="every N-th step is a large-crop step")
+    ap.add_argument("--large-logsnr-min", type=float, default=None,
+                    help="large-crop steps draw log-SNR in [this (default logsnr_min), --large-logsnr-max]")
     ap.add_argument("--large-logsnr-max", type=float, default=4.0,
-                    help="large-crop steps draw log-SNR in [logsnr_min, this]: where context matters")
+                    help="upper end of the large-crop log-SNR range: where whole-image context matters")
+    ap.add_argument("--large-weight", choices=["vlb", "xmse"], default="vlb",
+                    help="large-crop loss weight: the bound's (α²) or plain x-MSE (σ²)")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -857,6 +866,7 @@ def main():
     if opt_state_saved is not None:
         opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state_saved)
     train_step = make_train_step(cfg, opt)
+    large_step = make_train_step(cfg, opt, args.large_weight)
 
     def set_lr(state, lr):
         inner = state[1]
@@ -873,8 +883,10 @@ def main():
             raise SystemExit("--large-crop trains the unconditional photo model only")
         large_batches = prefetch(PhotoSampler(paths, args.large_crop, args.seed + 7919 * step0 + 1),
                                  args.large_batch)
+        lo = lmin if args.large_logsnr_min is None else args.large_logsnr_min
         train_desc += (f"; every {args.large_every}th step instead {args.large_batch} crops of "
-                       f"{args.large_crop}x{args.large_crop} with logsnr in [{lmin}, {args.large_logsnr_max}]")
+                       f"{args.large_crop}x{args.large_crop} with logsnr in [{lo}, {args.large_logsnr_max}] "
+                       f"and {args.large_weight} loss weight")
     budget = args.minutes * 60.0
     t_start = time.time()
     last_export = t_start
@@ -977,8 +989,9 @@ def main():
         nb = x.shape[0]
         u = (noise_rng.random() + np.arange(nb)) / nb
         noise_rng.shuffle(u)
+        lo = (lmin if args.large_logsnr_min is None else args.large_logsnr_min) if large else lmin
         hi = args.large_logsnr_max if large else lmax
-        lam = (lmin + u * (hi - lmin)).astype(np.float32)
+        lam = (lo + u * (hi - lo)).astype(np.float32)
         cond = None
         if mse is not None:
             # RATE_MIN < 0: the Rust codec also serves rates below the lowest trained one
@@ -986,8 +999,8 @@ def main():
             rates = noise_rng.uniform(mse.rate_min, mse.R - 1, size=B).astype(np.float32)
             cond = mse.cond(u8, rates)
         ema_decay = min(args.ema, (1 + step - warm_from) / (10 + step - warm_from))
-        params, ema, opt_state, loss, gnorm = train_step(params, ema, opt_state, x, eps, lam,
-                                                         jnp.float32(ema_decay), cond)
+        params, ema, opt_state, loss, gnorm = (large_step if large else train_step)(
+            params, ema, opt_state, x, eps, lam, jnp.float32(ema_decay), cond)
         step += 1
         if not large:
             losses.append(float(loss))

@@ -185,21 +185,21 @@ fn hfd_codecs_round_trip_and_refuse_bad_requests() {
     assert_fails(&["encode", p, "-o", never.to_str().unwrap(), "--codec", "hfd-mse", "--stop", "logsnr:3", "-q"], &never, "takes --bpp");
 }
 
-/// An explicit `--padding` equal to the small-image default is kept on a large image (it
-/// used to be silently replaced by the large-image default of 4 padding bits).
+/// An explicit `--chunk-kl` equal to the small-image default is kept on a large image (such
+/// an explicit value used to be silently replaced by the large-image default).
 #[test]
-fn explicit_padding_is_kept_on_large_images() {
+fn explicit_chunk_size_is_kept_on_large_images() {
     let (png, dfc) = (tmp("big.png"), tmp("big.dfc"));
     write_png(&png, 300, 260);
     let (p, d) = (png.to_str().unwrap(), dfc.to_str().unwrap());
-    for (pad, custom) in [(None, false), (Some("4"), false), (Some("6"), true)] {
+    for (chunk, custom) in [(None, false), (Some("4"), false), (Some("6"), true)] {
         let mut args = vec!["encode", p, "-o", d, "--stop", "step:2", "-q"];
-        if let Some(v) = pad {
-            args.extend(["--padding", v]);
+        if let Some(v) = chunk {
+            args.extend(["--chunk-kl", v]);
         }
         let o = run(bin().args(&args));
         assert!(o.status.success(), "{}", stderr(&o));
         let info: serde_json::Value = serde_json::from_slice(&run(bin().args(["info", d, "--json"])).stdout).unwrap();
-        assert_eq!(info["custom_params"], custom, "--padding {pad:?}");
+        assert_eq!(info["custom_params"], custom, "--chunk-kl {chunk:?}");
     }
 }

@@ -45,10 +45,10 @@ pub struct Args {
     /// Encoder trajectory steps (default 24).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// PFR: most KL bits per chunk (default 6).
+    /// PFR: most KL bits per chunk (default 6; 4 above 256×256 pixels).
     #[arg(long)]
     pub chunk_kl: Option<f64>,
-    /// PFR: extra candidate bits per chunk (default 6; 4 above 256×256 pixels).
+    /// PFR: extra candidate bits per chunk (default 6).
     #[arg(long)]
     pub padding: Option<u32>,
     /// DiffC: also score candidates K..8K of every PFR chunk and report how many chunks
