@@ -82,3 +82,35 @@ fn odd_sizes_work() {
     assert!(d.predict_x(&z, Shape::new(1, 27, 11), 1.0).is_err());
     assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
 }
+
+/// The shipped blend (`checkpoints/photo-unet-s-wiener.json`) loads by name, is listed, has its
+/// own fingerprint, and follows its card: the U-Net where the weight is 0, the spectrum model
+/// where it is 1.
+#[test]
+fn shipped_blend_loads_and_follows_its_card() {
+    let dev = Device::Cpu;
+    assert!(diffc::denoiser::known_models().contains(&"photo-unet-s-wiener".to_string()));
+    let b = diffc::denoiser::load("photo-unet-s-wiener", &dev).unwrap();
+    let (u, g) = (diffc::denoiser::load("photo-unet-s", &dev).unwrap(), diffc::denoiser::load("gauss-spectrum", &dev).unwrap());
+    assert_eq!(b.name(), "photo-unet-s-wiener");
+    assert!(b.fingerprint() as u16 != u.fingerprint() as u16 && b.fingerprint() as u16 != g.fingerprint() as u16);
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::parity::root().join("checkpoints/photo-unet-s-wiener.json")).unwrap()).unwrap();
+    let knots: Vec<(f64, f64)> = card["params"]["logsnr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(card["params"]["weight"].as_array().unwrap())
+        .map(|(l, w)| (l.as_f64().unwrap(), w.as_f64().unwrap()))
+        .collect();
+    let shape = Shape::new(3, 12, 10);
+    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    for (l, w) in knots {
+        let want = match w {
+            0.0 => u.predict_x(&z, shape, l).unwrap(),
+            1.0 => g.predict_x(&z, shape, l).unwrap(),
+            _ => continue,
+        };
+        assert_eq!(b.predict_x(&z, shape, l).unwrap(), want, "λ = {l}, w = {w}");
+    }
+}

@@ -41,7 +41,8 @@ pub struct RunArgs {
     /// Folder of .png/.jpg images [default: ~/.cache/diffc/dev24/crop256].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Comma-separated codec names: diffc-f, diffc-a, hfd-mse, hfd, hfd-a, jpeg, webp, avif, jxl.
+    /// Comma-separated codec names: diffc-f, diffc-a, hfd-mse, hfd, hfd-a, jpeg, webp, avif, jxl;
+    /// `diffc-f@MODEL` / `diffc-a@MODEL` pick the denoiser per codec (to compare models in one run).
     #[arg(long, value_delimiter = ',', default_value = "diffc-f,diffc-a,jpeg,webp,avif,jxl")]
     pub codecs: Vec<String>,
     /// Comma-separated target rates in bits per pixel.

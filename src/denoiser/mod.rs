@@ -2,6 +2,7 @@
 //!
 //! Exact Gaussian models (for proofs and as a training-free prior) and trained networks
 //! implement the same trait, so every codec and sampler is model-agnostic.
+pub mod blend;
 pub mod gaussian;
 pub mod param;
 pub mod tiled;
@@ -46,7 +47,28 @@ pub fn load(name: &str, device: &candle_core::Device) -> Result<Arc<dyn Denoiser
     if name == "gauss-spectrum" {
         return Ok(Arc::new(gauss_spectrum()?));
     }
+    if let Some(p) = blend_card(name) {
+        return load_blend(name, &p, device);
+    }
     load_checkpoint(&checkpoint_path(name)?, device)
+}
+
+/// The parameters of a blend model card (`NAME.json` with `"kind": "blend"`), if `path` is one.
+fn read_blend_card(path: &std::path::Path) -> Option<Result<blend::BlendParams>> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    (v["kind"] == "blend").then(|| serde_json::from_value(v["params"].clone()).map_err(|e| anyhow::anyhow!("bad blend card {}: {e}", path.display())))
+}
+
+/// Where the blend card called `name` is, if there is one.
+fn blend_card(name: &str) -> Option<PathBuf> {
+    checkpoint_dirs().into_iter().map(|d| d.join(format!("{name}.json"))).find(|p| read_blend_card(p).is_some())
+}
+
+fn load_blend(name: &str, path: &std::path::Path, device: &candle_core::Device) -> Result<Arc<dyn Denoiser>> {
+    let params = read_blend_card(path).expect("a blend card")?;
+    anyhow::ensure!(blend_card(&params.base).is_none() && blend_card(&params.prior).is_none(), "blend {name}: its parts must not be blends");
+    let (base, prior) = (load(&params.base, device)?, load(&params.prior, device)?);
+    Ok(Arc::new(blend::Blend::new(name, base, prior, params)?))
 }
 
 /// The file of a checkpoint given by name (looked up in [`checkpoint_dirs`]) or by path.
@@ -82,7 +104,9 @@ pub fn known_models() -> Vec<String> {
         if let Ok(rd) = std::fs::read_dir(d) {
             for e in rd.flatten() {
                 let p = e.path();
-                if p.extension().is_some_and(|x| x == "safetensors") && is_diffusion_model(&p) {
+                let model = (p.extension().is_some_and(|x| x == "safetensors") && is_diffusion_model(&p))
+                    || (p.extension().is_some_and(|x| x == "json") && read_blend_card(&p).is_some_and(|r| r.is_ok()));
+                if model {
                     if let Some(s) = p.file_stem() {
                         v.push(s.to_string_lossy().into_owned());
                     }

@@ -9,35 +9,39 @@ const BINS: usize = 40;
 
 /// Fits to `images` (each contributes its centre `tile`×`tile` crop after `down`× box
 /// downsampling).
+/// The centre `tile`×`tile` crop of `img` after `down`× box downsampling (planar, f64), or
+/// None when the image is too small. Box downsampling washes out JPEG artefacts and sensor
+/// noise, as in the dev24 preparation.
+pub fn centre_tile(img: &Image, tile: usize, down: usize) -> Option<Vec<f64>> {
+    let s = img.shape;
+    let (h, w) = (s.h / down, s.w / down);
+    if h < tile || w < tile {
+        return None;
+    }
+    let (oy, ox) = ((h - tile) / 2, (w - tile) / 2);
+    let mut t = vec![0.0f64; 3 * tile * tile];
+    for c in 0..3 {
+        for y in 0..tile {
+            for x in 0..tile {
+                let mut acc = 0.0;
+                for dy in 0..down {
+                    for dx in 0..down {
+                        acc += img.data[c * s.h * s.w + ((oy + y) * down + dy) * s.w + (ox + x) * down + dx] as f64;
+                    }
+                }
+                t[c * tile * tile + y * tile + x] = acc / (down * down) as f64;
+            }
+        }
+    }
+    Some(t)
+}
+
 pub fn fit(images: &[Image], tile: usize, down: usize) -> Result<SpectrumParams> {
     let r3 = 1.0 / 3f64.sqrt();
     let r2 = 1.0 / 2f64.sqrt();
     let r6 = 1.0 / 6f64.sqrt();
     let color = [[r3, r3, r3], [r2, 0.0, -r2], [r6, -2.0 * r6, r6]];
-    let mut tiles = Vec::new();
-    for img in images {
-        let s = img.shape;
-        let (h, w) = (s.h / down, s.w / down);
-        if h < tile || w < tile {
-            continue;
-        }
-        let (oy, ox) = ((h - tile) / 2, (w - tile) / 2);
-        let mut t = vec![0.0f64; 3 * tile * tile];
-        for c in 0..3 {
-            for y in 0..tile {
-                for x in 0..tile {
-                    let mut acc = 0.0;
-                    for dy in 0..down {
-                        for dx in 0..down {
-                            acc += img.data[c * s.h * s.w + ((oy + y) * down + dy) * s.w + (ox + x) * down + dx] as f64;
-                        }
-                    }
-                    t[c * tile * tile + y * tile + x] = acc / (down * down) as f64;
-                }
-            }
-        }
-        tiles.push(t);
-    }
+    let tiles: Vec<Vec<f64>> = images.iter().filter_map(|img| centre_tile(img, tile, down)).collect();
     if tiles.is_empty() {
         bail!("no image is large enough for a {tile}×{tile} tile after {down}× downsampling");
     }
