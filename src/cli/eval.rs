@@ -82,7 +82,8 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-fn default_data() -> PathBuf {
+/// The dev24 256×256 crops (built by eval/data/fetch_data.py).
+pub fn default_data() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/diffc/dev24/crop256")
 }

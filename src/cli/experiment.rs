@@ -1,6 +1,6 @@
 //! `diffc experiment`.
 use crate::experiment::{gaussian, spectrum_fit};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -12,6 +12,14 @@ pub enum Cmd {
         /// A small, fast configuration (CI).
         #[arg(long)]
         quick: bool,
+        /// Override the number of files (samples of the batch each).
+        #[arg(long)]
+        files: Option<usize>,
+        /// Override the PFR chunk size (bits) and padding bits.
+        #[arg(long)]
+        chunk_kl: Option<f64>,
+        #[arg(long)]
+        padding: Option<u32>,
         #[arg(short, long)]
         quiet: bool,
     },
@@ -25,6 +33,25 @@ pub enum Cmd {
         tile: usize,
         #[arg(long, default_value_t = 2)]
         down: usize,
+    },
+    /// The variational bound (bits/dim) of 8-bit images under each model, the trainer's estimator.
+    Vlb {
+        /// Comma-separated model names.
+        #[arg(long, value_delimiter = ',', default_value = "gauss-spectrum,photo-unet-s,photo-unet-s-wiener")]
+        models: Vec<String>,
+        /// Images [default: ~/.cache/diffc/dev24/crop256].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// λ samples per image (stratified).
+        #[arg(long, default_value_t = 8)]
+        k: usize,
+        #[arg(long, default_value_t = -10.0, allow_hyphen_values = true)]
+        lmin: f64,
+        #[arg(long, default_value_t = 13.0)]
+        lmax: f64,
+        /// Also write the figures here (JSON).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Fit a blend model x̂ = x̂_base + w(λ)(x̂_prior − x̂_base) on photos; writes its card.
     FitBlend {
@@ -63,8 +90,21 @@ fn load_photos(dir: &std::path::Path, limit: usize) -> Result<Vec<crate::image_i
 
 pub fn run(c: Cmd) -> Result<()> {
     match c {
-        Cmd::Gaussian { out, quick, quiet } => {
-            let cfg = if quick { gaussian::Config::quick() } else { gaussian::Config::full() };
+        Cmd::Gaussian { out, quick, files, chunk_kl, padding, quiet } => {
+            let mut cfg = if quick { gaussian::Config::quick() } else { gaussian::Config::full() };
+            if let Some(f) = files {
+                ensure!(f > 0, "--files must be positive");
+                cfg.files = f;
+                cfg.diagnose_files = cfg.diagnose_files.min(f);
+            }
+            if let Some(c) = chunk_kl {
+                ensure!(c > 0.0 && c <= 20.0, "--chunk-kl must be in (0, 20]");
+                cfg.chunk_kl = c;
+            }
+            if let Some(p) = padding {
+                ensure!(p <= 8, "--padding must be ≤ 8");
+                cfg.padding = p;
+            }
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let r = gaussian::run(&cfg, !quiet)?;
             crate::image_io::write_atomic(&out.join("gaussian.json"), serde_json::to_string_pretty(&r)?.as_bytes())?;
@@ -84,6 +124,30 @@ pub fn run(c: Cmd) -> Result<()> {
             });
             crate::image_io::write_atomic(&out, serde_json::to_string_pretty(&card)?.as_bytes())?;
             eprintln!("fitted on {} images → {}", imgs.len(), out.display());
+            Ok(())
+        }
+        Cmd::Vlb { models, data, k, lmin, lmax, out } => {
+            let dir = data.unwrap_or_else(crate::cli::eval::default_data);
+            let imgs = load_photos(&dir, usize::MAX)?;
+            let dev = candle_core::Device::Cpu;
+            let mut rows = serde_json::Map::new();
+            for m in &models {
+                let model = crate::denoiser::load(m, &dev)?;
+                let t = std::time::Instant::now();
+                let v = crate::experiment::vlb::vlb(&*model, &imgs, lmin, lmax, k, 0)?;
+                println!(
+                    "{m}: {:.4} bits/dim (diffusion {:.4}, prior {:.4}, recon {:.4}; {} images, K = {k}, {:.0} s)",
+                    v.bpd, v.diffusion_bpd, v.prior_bpd, v.recon_bpd, v.images, t.elapsed().as_secs_f64()
+                );
+                rows.insert(m.clone(), serde_json::to_value(&v)?);
+            }
+            if let Some(out) = out {
+                let doc = serde_json::json!({
+                    "data": dir.display().to_string(), "lmin": lmin, "lmax": lmax, "k": k, "models": rows,
+                    "png_bpd_note": "compare with the PNG bits/dim of the same images in the model cards",
+                });
+                crate::image_io::write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+            }
             Ok(())
         }
         Cmd::FitBlend { name, base, prior, data, out, tile, down, limit, quiet } => {

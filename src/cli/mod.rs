@@ -2,7 +2,7 @@
 mod bench;
 mod decode;
 mod encode;
-mod eval;
+pub(crate) mod eval;
 mod experiment;
 mod info;
 

@@ -74,3 +74,20 @@ fn make_diffc(model: &str) -> Result<Box<dyn Codec>> {
     let m = crate::denoiser::load(model, &candle_core::Device::Cpu)?;
     Ok(Box::new(crate::codec::diffc::DiffC::new(m)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffc_names_may_carry_their_model() {
+        let f = make("diffc-f@gauss-spectrum", Some("photo-unet-s")).unwrap();
+        let a = make("diffc-a@gauss-spectrum", None).unwrap();
+        assert_eq!(f.encoder_key, "diffc:gauss-spectrum", "the @MODEL wins over --model");
+        assert_eq!(f.encoder_key, a.encoder_key, "F and A share their encodes");
+        assert_eq!((f.opts.decoder, a.opts.decoder), (DecoderKind::Ode, DecoderKind::Sde));
+        assert_eq!(make("diffc-f", Some("gauss-spectrum")).unwrap().encoder_key, "diffc:gauss-spectrum");
+        assert!(make("diffc-f@no-such-model", None).is_err());
+        assert!(make("diffc-x@gauss-spectrum", None).is_err());
+    }
+}

@@ -2,3 +2,4 @@
 pub mod gaussian;
 pub mod rcc_bench;
 pub mod spectrum_fit;
+pub mod vlb;
