@@ -47,7 +47,7 @@ fn encode_decode_info_round_trip_on_an_odd_sized_image() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["width"], 37);
     assert_eq!(v["height"], 23);
-    assert_eq!(v["model"], "gauss-spectrum");
+    assert_eq!(v["model"], diffc::denoiser::DEFAULT_MODEL);
     assert_eq!(v["bytes"].as_u64().unwrap(), size);
 }
 

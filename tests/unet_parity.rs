@@ -114,3 +114,26 @@ fn shipped_blend_loads_and_follows_its_card() {
         assert_eq!(b.predict_x(&z, shape, l).unwrap(), want, "λ = {l}, w = {w}");
     }
 }
+
+/// Past 1024 px a side the network runs in blended tiles: same values as one pass where a
+/// pixel sees only one tile, finite everywhere, and wrong lengths are errors.
+#[test]
+fn wide_images_are_denoised_in_tiles() {
+    let d = load();
+    let shape = Shape::new(3, 8, 1100);
+    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    let x = d.predict_x(&z, shape, 2.0).unwrap();
+    assert_eq!(x.len(), shape.len());
+    assert!(x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
+    assert!(d.predict_x(&z[1..], shape, 2.0).is_err());
+    // the tiles start at columns 0 and 1100 − 1024 = 76: the 76 columns before the second tile
+    // are the first tile's alone, so they equal denoising that tile by itself
+    let tile = Shape::new(3, 8, 1024);
+    let zt: Vec<f32> = (0..3 * 8).flat_map(|r| z[r * 1100..r * 1100 + 1024].to_vec()).collect();
+    let xt = d.predict_x(&zt, tile, 2.0).unwrap();
+    for r in 0..3 * 8 {
+        for c in 0..76 {
+            assert_eq!(x[r * 1100 + c], xt[r * 1024 + c], "row {r}, col {c}");
+        }
+    }
+}

@@ -229,7 +229,7 @@ impl DiffC {
     /// end of the schedule) or until every byte budget in `budgets` has been cut. A budget is
     /// cut at the first step whose file would overflow it, by bisecting for the largest fraction
     /// of that step that fits. Returns the full steps' records, per budget its cut (None: the
-    /// budget held the whole trajectory), and the seconds the loop took.
+    /// budget held the whole trajectory), and the seconds of the full steps alone.
     fn trajectory(&self, img: &Image, stop: RateTarget, budgets: &[usize], trace_z: bool) -> Result<(Vec<StepRecord>, Vec<Option<Cut>>, f64)> {
         let t0 = std::time::Instant::now();
         let shape = img.shape;
@@ -256,6 +256,8 @@ impl DiffC {
         let mut records = vec![StepRecord { step: 0, logsnr: grid[0], kl_bits: 0.0, channel: None, file: empty, z: trace_z.then(|| z.clone()) }];
         let mut cuts: Vec<Option<Cut>> = vec![None; budgets.len()];
         let mut open: Vec<usize> = (0..budgets.len()).collect();
+        // Seconds spent bisecting for budgets (each lone encode pays only its own).
+        let mut bisecting = 0.0;
         let pfr = self.pfr(&params);
         let bar = progress_bar(self.progress, params.steps, "encode");
         // One step λ_t → λ_s under step index i, appended to a copy of the writer.
@@ -292,7 +294,7 @@ impl DiffC {
             let (znew, code, kl, used) = step(&z, i, lt, ls, prev, &mut w2)?;
             codes.push(code);
             let file = self.file(shape, &params, i + 1, 0, &codes, &w2.clone().finish()).to_bytes();
-            let shared_s = t0.elapsed().as_secs_f64();
+            let shared_s = t0.elapsed().as_secs_f64() - bisecting;
             codes.pop();
             // Budgets this full step overflows: bisect for the largest fraction of it that fits.
             for k in open.clone() {
@@ -317,7 +319,9 @@ impl DiffC {
                         best = Some(StepRecord { step: i + 1, logsnr: lf, kl_bits: kl, channel: used, file, z: trace_z.then(|| zf) });
                     }
                 }
-                let seconds = shared_s + t1.elapsed().as_secs_f64();
+                let own = t1.elapsed().as_secs_f64();
+                bisecting += own;
+                let seconds = shared_s + own;
                 cuts[k] = Some(match best {
                     Some(record) => Cut { record, partial: true, seconds },
                     None => Cut { record: records.last().unwrap().clone(), partial: false, seconds },
@@ -334,7 +338,7 @@ impl DiffC {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        Ok((records, cuts, t0.elapsed().as_secs_f64()))
+        Ok((records, cuts, t0.elapsed().as_secs_f64() - bisecting))
     }
 
     /// Parses and checks a file, rebuilding the communicated latent:

@@ -16,7 +16,7 @@ use crate::codec::diffc::progress_bar;
 use crate::container::CodecId;
 use crate::denoiser::param::alpha_sigma;
 use crate::denoiser::Denoiser;
-use crate::denoiser::tiled::{crop, predict_tiled};
+use crate::denoiser::tiled::{OVERLAP, TILE, crop, predict_tiled};
 use crate::denoiser::unet::UNetDenoiser;
 use crate::image_io::{Image, Shape};
 use crate::rng::{Purpose, Stream};
@@ -25,10 +25,6 @@ use crate::schedule::logsnr_grid;
 use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use std::sync::Arc;
-
-/// Images with a side above this are refined in overlapping tiles of this size.
-pub const REFINE_TILE: usize = 1024;
-const REFINE_OVERLAP: usize = 128;
 
 /// The refiner bound to one X̂_MSE, denoising patch-wise when the image is large.
 struct Refiner<'a> {
@@ -45,7 +41,7 @@ impl Denoiser for Refiner<'_> {
         self.base.fingerprint()
     }
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
-        predict_tiled(z, shape, REFINE_TILE, REFINE_OVERLAP, |zt, ts, y0, x0| {
+        predict_tiled(z, shape, TILE, OVERLAP, |zt, ts, y0, x0| {
             if ts == self.shape {
                 return self.base.predict_x_cond(zt, self.cond, ts, logsnr);
             }

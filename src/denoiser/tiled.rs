@@ -6,6 +6,12 @@
 use crate::image_io::Shape;
 use anyhow::Result;
 
+/// Networks denoise images with a side above this in overlapping tiles of this size, so
+/// memory stays bounded whatever the photo (a 1024×1024 U-Net pass needs a few hundred MB).
+pub const TILE: usize = 1024;
+/// Pixels shared by neighbouring tiles, blended linearly.
+pub const OVERLAP: usize = 128;
+
 /// Tile placement along one axis: starts of tiles of `tile` with at least `overlap` shared.
 fn starts(n: usize, tile: usize, overlap: usize) -> Vec<usize> {
     if n <= tile {
@@ -43,6 +49,7 @@ pub fn predict_tiled(
     if h <= tile && w <= tile {
         return predict(z, shape, 0, 0);
     }
+    anyhow::ensure!(z.len() == shape.len(), "latent of {} values for a {c}×{h}×{w} image", z.len());
     let (ys, xs) = (starts(h, tile, overlap), starts(w, tile, overlap));
     let mut acc = vec![0f32; z.len()];
     let mut wsum = vec![0f32; h * w];

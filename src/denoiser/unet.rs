@@ -166,9 +166,12 @@ impl Denoiser for UNetDenoiser {
         self.fingerprint
     }
 
+    /// Images with a side above [`super::tiled::TILE`] go through the network in blended tiles.
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
-        let v = self.predict_v(z, shape, logsnr)?;
-        Ok(x_from_v(z, &v, logsnr))
+        super::tiled::predict_tiled(z, shape, super::tiled::TILE, super::tiled::OVERLAP, |zt, ts, _, _| {
+            let v = self.predict_v(zt, ts, logsnr)?;
+            Ok(x_from_v(zt, &v, logsnr))
+        })
     }
 }
 
