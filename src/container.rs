@@ -166,7 +166,10 @@ impl<'a> Cursor<'a> {
         Cursor { b, pos: 0 }
     }
     pub fn u8(&mut self) -> Result<u8> {
-        let v = *self.b.get(self.pos).ok_or_else(|| anyhow::anyhow!("truncated .dfc body"))?;
+        let v = *self
+            .b
+            .get(self.pos)
+            .ok_or_else(|| anyhow::anyhow!("truncated .dfc body"))?;
         self.pos += 1;
         Ok(v)
     }

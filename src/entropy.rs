@@ -20,9 +20,15 @@ pub struct Table {
 impl Table {
     pub fn from_weights(w: &[f64]) -> Self {
         let probs = quantize_pmf(w);
-        let model = DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(&probs, false)
+        let model =
+            DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(
+                &probs, false,
+            )
             .expect("probabilities sum to 2^24 by construction");
-        Table { model, len: w.len() }
+        Table {
+            model,
+            len: w.len(),
+        }
     }
 }
 
@@ -31,12 +37,19 @@ pub fn quantize_pmf(w: &[f64]) -> Vec<u32> {
     let n = w.len();
     assert!(n >= 1 && n < (1 << 20), "table size {n}");
     let total: u64 = 1 << PRECISION;
-    let sum: f64 = w.iter().map(|&x| if x.is_finite() && x > 0.0 { x } else { 0.0 }).sum();
+    let sum: f64 = w
+        .iter()
+        .map(|&x| if x.is_finite() && x > 0.0 { x } else { 0.0 })
+        .sum();
     let free = (total - n as u64) as f64;
     let mut p: Vec<u32> = w
         .iter()
         .map(|&x| {
-            let x = if x.is_finite() && x > 0.0 && sum > 0.0 { x / sum } else { 0.0 };
+            let x = if x.is_finite() && x > 0.0 && sum > 0.0 {
+                x / sum
+            } else {
+                0.0
+            };
             1 + (x * free).floor() as u32
         })
         .collect();
@@ -69,7 +82,10 @@ impl ZipfIndex {
                 }
             })
             .collect();
-        ZipfIndex { buckets: Table::from_weights(&w), log2k }
+        ZipfIndex {
+            buckets: Table::from_weights(&w),
+            log2k,
+        }
     }
     /// Number of candidates this prior can index.
     pub fn k(&self) -> u64 {
@@ -105,7 +121,9 @@ impl GaussianTables {
 
     pub fn dithered(s: f64) -> Self {
         const SUB: usize = 8;
-        Self::build(s, U_BINS, SUB, |b, j| -0.5 + (b as f64 + (j as f64 + 0.5) / SUB as f64) / U_BINS as f64)
+        Self::build(s, U_BINS, SUB, |b, j| {
+            -0.5 + (b as f64 + (j as f64 + 0.5) / SUB as f64) / U_BINS as f64
+        })
     }
 
     fn build(s: f64, nbins: usize, sub: usize, dither: impl Fn(usize, usize) -> f64) -> Self {
@@ -165,7 +183,9 @@ impl Writer {
         if s >= t.len {
             bail!("symbol {s} outside table of {}", t.len);
         }
-        self.enc.encode_symbol(s, &t.model).map_err(|e| anyhow!("range coder: {e:?}"))
+        self.enc
+            .encode_symbol(s, &t.model)
+            .map_err(|e| anyhow!("range coder: {e:?}"))
     }
 
     /// `bits` raw bits (uniform), up to 64.
@@ -236,12 +256,15 @@ impl Reader {
             })
             .collect();
         words.extend([0, 0]);
-        let dec = DefaultRangeDecoder::from_compressed(words).map_err(|_| anyhow!("payload too short"))?;
+        let dec = DefaultRangeDecoder::from_compressed(words)
+            .map_err(|_| anyhow!("payload too short"))?;
         Ok(Reader { dec })
     }
 
     pub fn symbol(&mut self, t: &Table) -> Result<usize> {
-        self.dec.decode_symbol(&t.model).map_err(|e| anyhow!("corrupt payload: {e:?}"))
+        self.dec
+            .decode_symbol(&t.model)
+            .map_err(|e| anyhow!("corrupt payload: {e:?}"))
     }
 
     pub fn raw(&mut self, bits: u32) -> Result<u64> {
@@ -249,7 +272,10 @@ impl Reader {
         while left > 0 {
             let take = left.min(16);
             let m = DefaultUniformModel::new(1usize << take);
-            let s = self.dec.decode_symbol(&m).map_err(|e| anyhow!("corrupt payload: {e:?}"))? as u64;
+            let s = self
+                .dec
+                .decode_symbol(&m)
+                .map_err(|e| anyhow!("corrupt payload: {e:?}"))? as u64;
             v |= s << shift;
             shift += take;
             left -= take;
@@ -259,7 +285,11 @@ impl Reader {
 
     pub fn signed(&mut self, r: i64, t: &Table) -> Result<i64> {
         let s = self.symbol(t)?;
-        Ok(if s == 0 { unzigzag(self.raw(42)?) } else { s as i64 - 1 - r })
+        Ok(if s == 0 {
+            unzigzag(self.raw(42)?)
+        } else {
+            s as i64 - 1 - r
+        })
     }
 
     pub fn index(&mut self, z: &ZipfIndex) -> Result<u64> {
@@ -337,7 +367,9 @@ mod tests {
         let mut s = crate::rng::Stream::new(0, crate::rng::Purpose::Experiment, 0, 0, 0);
         for _ in 0..5000 {
             // inverse-CDF sample of 1/v on [1, 65536]
-            let v = libm::exp(s.uniform_open() * libm::log(65535.0)).floor().clamp(1.0, 65535.0) as u64;
+            let v = libm::exp(s.uniform_open() * libm::log(65535.0))
+                .floor()
+                .clamp(1.0, 65535.0) as u64;
             ideal += -libm::log2(1.0 / v as f64 / norm);
             w.index(v - 1, &z).unwrap();
         }

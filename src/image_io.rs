@@ -41,7 +41,10 @@ pub struct Image {
 
 impl Image {
     pub fn zeros(shape: Shape) -> Self {
-        Image { shape, data: vec![0.0; shape.len()] }
+        Image {
+            shape,
+            data: vec![0.0; shape.len()],
+        }
     }
 
     /// From interleaved 8-bit RGB.
@@ -89,7 +92,9 @@ pub fn to_u8(v: f32) -> u8 {
 pub fn load(path: &Path) -> Result<Image> {
     let bytes = if path.as_os_str() == "-" {
         let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).context("reading image from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading image from stdin")?;
         b
     } else {
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
@@ -102,18 +107,24 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<Image> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .context("unrecognised image format")?;
-    let (w, h) = reader.into_dimensions().context("unreadable image header")?;
+    let (w, h) = reader
+        .into_dimensions()
+        .context("unreadable image header")?;
     check_size(w, h)?;
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
     let mut reader = reader;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8 + (1 << 20));
     reader.limits(limits);
-    let img = reader.decode().context("corrupt or unsupported image data")?;
+    let img = reader
+        .decode()
+        .context("corrupt or unsupported image data")?;
     if img.color().has_alpha() {
         let rgba = img.to_rgba16();
         if rgba.pixels().any(|p| p.0[3] != u16::MAX) {
-            bail!("image has transparency (alpha channel): flatten it first; diffc codes opaque RGB only");
+            bail!(
+                "image has transparency (alpha channel): flatten it first; diffc codes opaque RGB only"
+            );
         }
     }
     let rgb = img.to_rgb8();
@@ -139,7 +150,12 @@ pub fn encode_png(img: &Image) -> Result<Vec<u8>> {
     }
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(&img.to_rgb8(), w as u32, h as u32, image::ExtendedColorType::Rgb8)
+        .write_image(
+            &img.to_rgb8(),
+            w as u32,
+            h as u32,
+            image::ExtendedColorType::Rgb8,
+        )
         .context("PNG encoding")?;
     Ok(out)
 }
@@ -168,7 +184,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all().ok();
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

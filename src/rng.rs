@@ -150,7 +150,11 @@ impl Stream {
             let i = (bits & 0xff) as usize;
             let u = (bits >> 8) as f32 * (1.0 / (1u32 << 23) as f32) - 1.0;
             let x = u * t.x[i];
-            *v = if x.abs() < t.x[i + 1] { x } else { self.normal_slow(i, x as f64) };
+            *v = if x.abs() < t.x[i + 1] {
+                x
+            } else {
+                self.normal_slow(i, x as f64)
+            };
         }
     }
 
@@ -162,7 +166,11 @@ impl Stream {
             return self.tail(x < 0.0) as f32;
         }
         let y = t.f[i + 1] + (t.f[i] - t.f[i + 1]) * self.uniform_open();
-        if y < libm::exp(-0.5 * x * x) { x as f32 } else { self.normal() as f32 }
+        if y < libm::exp(-0.5 * x * x) {
+            x as f32
+        } else {
+            self.normal() as f32
+        }
     }
 
     /// Fills `out` with uniforms on [-1/2, 1/2) (as f64, for dithers).
@@ -236,10 +244,12 @@ mod tests {
 
     #[test]
     fn streams_are_keyed_and_reproducible() {
-        let a: Vec<u64> = (0..4).map({
-            let mut s = Stream::new(7, Purpose::PfrCandidate, 3, 9, 1 << 40);
-            move |_| s.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut s = Stream::new(7, Purpose::PfrCandidate, 3, 9, 1 << 40);
+                move |_| s.next_u64()
+            })
+            .collect();
         let mut s = Stream::new(7, Purpose::PfrCandidate, 3, 9, 1 << 40);
         let b: Vec<u64> = (0..4).map(|_| s.next_u64()).collect();
         assert_eq!(a, b);
@@ -320,7 +330,11 @@ mod tests {
         assert_eq!(fb, GOLDEN_FAST.to_vec());
     }
     const GOLDEN_FAST: [u32; 5] = [3217633986, 1051469210, 1062940387, 1058992297, 1064593362];
-    const GOLDEN_NORMALS: [u64; 3] = [4606127970925663137, 13813944531990653749, 13830274391711635355];
+    const GOLDEN_NORMALS: [u64; 3] = [
+        4606127970925663137,
+        13813944531990653749,
+        13830274391711635355,
+    ];
 
     #[test]
     fn permutation_is_a_permutation() {

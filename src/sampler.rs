@@ -18,30 +18,58 @@ pub enum OdeSolver {
 }
 
 /// The reverse-process mean μ_p = a·z_t + b·x̂ for a step λ_t → λ_s, plus x̂.
-pub fn reverse_mean(model: &dyn Denoiser, z: &[f32], shape: Shape, lt: f64, ls: f64) -> Result<(Vec<f32>, Vec<f32>, StepCoeffs)> {
+pub fn reverse_mean(
+    model: &dyn Denoiser,
+    z: &[f32],
+    shape: Shape,
+    lt: f64,
+    ls: f64,
+) -> Result<(Vec<f32>, Vec<f32>, StepCoeffs)> {
     let c = StepCoeffs::new(lt, ls);
     let xh = model.predict_x(z, shape, lt)?;
-    let mu = z.iter().zip(&xh).map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32).collect();
+    let mu = z
+        .iter()
+        .zip(&xh)
+        .map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32)
+        .collect();
     Ok((mu, xh, c))
 }
 
 /// Ancestral DDPM sampling over the λ grid `grid` (increasing); returns x̂ at the last point.
 /// Noise comes from the shared seed, so decoding is deterministic.
-pub fn sample_sde(model: &dyn Denoiser, z: &[f32], shape: Shape, grid: &[f64], seed: u64, tick: &mut dyn FnMut()) -> Result<Vec<f32>> {
+pub fn sample_sde(
+    model: &dyn Denoiser,
+    z: &[f32],
+    shape: Shape,
+    grid: &[f64],
+    seed: u64,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<f32>> {
     let mut z = z.to_vec();
     let mut eps = vec![0f32; z.len()];
     for (i, w) in grid.windows(2).enumerate() {
         let (mu, _, c) = reverse_mean(model, &z, shape, w[0], w[1])?;
         Stream::new(seed, Purpose::SdeNoise, i as u32, 0, 0).fill_normal(&mut eps);
         let s = c.std();
-        z = mu.iter().zip(&eps).map(|(&m, &e)| (m as f64 + s * e as f64) as f32).collect();
+        z = mu
+            .iter()
+            .zip(&eps)
+            .map(|(&m, &e)| (m as f64 + s * e as f64) as f32)
+            .collect();
         tick();
     }
     model.predict_x(&z, shape, *grid.last().unwrap())
 }
 
 /// Probability-flow ODE from z at grid[0] to grid[last]; returns x̂ at the last point.
-pub fn sample_ode(model: &dyn Denoiser, z: &[f32], shape: Shape, grid: &[f64], solver: OdeSolver, tick: &mut dyn FnMut()) -> Result<Vec<f32>> {
+pub fn sample_ode(
+    model: &dyn Denoiser,
+    z: &[f32],
+    shape: Shape,
+    grid: &[f64],
+    solver: OdeSolver,
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<f32>> {
     let mut z = z.to_vec();
     let mut prev: Option<(Vec<f32>, f64)> = None; // (x̂, h) of the previous step
     for w in grid.windows(2) {
@@ -57,11 +85,18 @@ pub fn sample_ode(model: &dyn Denoiser, z: &[f32], shape: Shape, grid: &[f64], s
                 // D = (1 + 1/(2r)) x̂_i − 1/(2r) x̂_{i−1}, r = h_{i−1}/h_i
                 let c2 = h / (2.0 * hp);
                 let c1 = 1.0 + c2;
-                xh.iter().zip(xp).map(|(&a, &b)| (c1 * a as f64 - c2 * b as f64) as f32).collect()
+                xh.iter()
+                    .zip(xp)
+                    .map(|(&a, &b)| (c1 * a as f64 - c2 * b as f64) as f32)
+                    .collect()
             }
             _ => xh.clone(),
         };
-        z = z.iter().zip(&d).map(|(&z, &d)| (r * z as f64 + k * d as f64) as f32).collect();
+        z = z
+            .iter()
+            .zip(&d)
+            .map(|(&z, &d)| (r * z as f64 + k * d as f64) as f32)
+            .collect();
         prev = Some((xh, h));
         tick();
     }
@@ -85,12 +120,25 @@ mod tests {
         let z = [0.4f32, -0.9, 1.3];
         // exact flow: x = m + sqrt(v/(α²v+σ²))·(z − α m)
         let (a, s) = alpha_sigma(l0);
-        let exact: Vec<f64> = (0..3).map(|i| g.mean[i] + (var[i] / (a * a * var[i] + s * s)).sqrt() * (z[i] as f64 - a * g.mean[i])).collect();
+        let exact: Vec<f64> = (0..3)
+            .map(|i| {
+                g.mean[i]
+                    + (var[i] / (a * a * var[i] + s * s)).sqrt() * (z[i] as f64 - a * g.mean[i])
+            })
+            .collect();
         let err = |solver, n| {
-            let x = sample_ode(&g, &z, shape, &logsnr_grid(l0, 16.0, n), solver, &mut || {}).unwrap();
-            x.iter().zip(&exact).map(|(&x, &e)| (x as f64 - e).abs()).fold(0.0, f64::max)
+            let x =
+                sample_ode(&g, &z, shape, &logsnr_grid(l0, 16.0, n), solver, &mut || {}).unwrap();
+            x.iter()
+                .zip(&exact)
+                .map(|(&x, &e)| (x as f64 - e).abs())
+                .fold(0.0, f64::max)
         };
-        assert!(err(OdeSolver::DpmPp2m, 200) < 2e-3, "{}", err(OdeSolver::DpmPp2m, 200));
+        assert!(
+            err(OdeSolver::DpmPp2m, 200) < 2e-3,
+            "{}",
+            err(OdeSolver::DpmPp2m, 200)
+        );
         assert!(err(OdeSolver::DpmPp2m, 20) < err(OdeSolver::Ddim, 20));
     }
 }

@@ -41,14 +41,18 @@ impl Schedule {
     /// increasing.
     pub fn grid(&self, n: usize) -> Vec<f64> {
         assert!(n >= 1);
-        (0..=n).map(|i| self.logsnr(1.0 - i as f64 / n as f64)).collect()
+        (0..=n)
+            .map(|i| self.logsnr(1.0 - i as f64 / n as f64))
+            .collect()
     }
 }
 
 /// λ values from `from` to `to` (increasing), `n` equal steps in λ.
 pub fn logsnr_grid(from: f64, to: f64, n: usize) -> Vec<f64> {
     let n = n.max(1);
-    (0..=n).map(|i| from + (to - from) * i as f64 / n as f64).collect()
+    (0..=n)
+        .map(|i| from + (to - from) * i as f64 / n as f64)
+        .collect()
 }
 
 /// The reverse-step coefficients from log-SNR `lt` (noisier) to `ls` (cleaner):
@@ -67,7 +71,11 @@ impl StepCoeffs {
         let (at, _) = (sigmoid(lt).sqrt(), ());
         let as_ = sigmoid(ls).sqrt();
         let ss2 = sigmoid(-ls);
-        StepCoeffs { a: as_ * (1.0 - e) / at, b: as_ * e, var: ss2 * e }
+        StepCoeffs {
+            a: as_ * (1.0 - e) / at,
+            b: as_ * e,
+            var: ss2 * e,
+        }
     }
     pub fn std(&self) -> f64 {
         self.var.sqrt()
@@ -81,8 +89,14 @@ mod tests {
     #[test]
     fn schedules_hit_their_ends_and_decrease() {
         for s in [
-            Schedule::LinearLogSnr { lmin: -10.0, lmax: 12.0 },
-            Schedule::Cosine { lmin: -10.0, lmax: 12.0 },
+            Schedule::LinearLogSnr {
+                lmin: -10.0,
+                lmax: 12.0,
+            },
+            Schedule::Cosine {
+                lmin: -10.0,
+                lmax: 12.0,
+            },
         ] {
             assert!((s.logsnr(0.0) - 12.0).abs() < 1e-9);
             assert!((s.logsnr(1.0) + 10.0).abs() < 1e-9);

@@ -16,7 +16,13 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Writes a small RGB PNG of odd size with smooth content.
 fn write_png(path: &Path, w: u32, h: u32) {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) * 3 % 256) as u8]));
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x + y) * 3 % 256) as u8,
+        ])
+    });
     img.save(path).unwrap();
 }
 
@@ -32,12 +38,30 @@ fn stderr(o: &Output) -> String {
 fn encode_decode_info_round_trip_on_an_odd_sized_image() {
     let (png, dfc, out) = (tmp("a.png"), tmp("a.dfc"), tmp("a_out.png"));
     write_png(&png, 37, 23);
-    let o = run(bin().args(["encode", png.to_str().unwrap(), "-o", dfc.to_str().unwrap(), "--bpp", "1.0", "-q"]));
+    let o = run(bin().args([
+        "encode",
+        png.to_str().unwrap(),
+        "-o",
+        dfc.to_str().unwrap(),
+        "--bpp",
+        "1.0",
+        "-q",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     let size = std::fs::metadata(&dfc).unwrap().len();
     assert!(size * 8 <= 37 * 23, "file of {size} bytes exceeds 1 bpp");
     for dec in ["sde", "ode"] {
-        let o = run(bin().args(["decode", dfc.to_str().unwrap(), "-o", out.to_str().unwrap(), "--decoder", dec, "--steps", "4", "-q"]));
+        let o = run(bin().args([
+            "decode",
+            dfc.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--decoder",
+            dec,
+            "--steps",
+            "4",
+            "-q",
+        ]));
         assert!(o.status.success(), "{}", stderr(&o));
         let img = image::open(&out).unwrap();
         assert_eq!((img.width(), img.height()), (37, 23));
@@ -55,11 +79,25 @@ fn encode_decode_info_round_trip_on_an_odd_sized_image() {
 fn stdin_and_stdout_pipes() {
     let png = tmp("p.png");
     write_png(&png, 16, 9);
-    let mut enc = bin().args(["encode", "-", "-o", "-", "--stop", "step:6", "-q"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    enc.stdin.take().unwrap().write_all(&std::fs::read(&png).unwrap()).unwrap();
+    let mut enc = bin()
+        .args(["encode", "-", "-o", "-", "--stop", "step:6", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    enc.stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&png).unwrap())
+        .unwrap();
     let dfc = enc.wait_with_output().unwrap();
     assert!(dfc.status.success());
-    let mut dec = bin().args(["decode", "-", "-o", "-", "--steps", "3", "-q"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut dec = bin()
+        .args(["decode", "-", "-o", "-", "--steps", "3", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     dec.stdin.take().unwrap().write_all(&dfc.stdout).unwrap();
     let png_out = dec.wait_with_output().unwrap();
     assert!(png_out.status.success());
@@ -73,7 +111,10 @@ fn assert_fails(args: &[&str], out: &Path, needle: &str) {
     let o = run(bin().args(args));
     assert_eq!(o.status.code(), Some(1), "args {args:?}: {}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains(needle), "args {args:?}: expected '{needle}' in: {e}");
+    assert!(
+        e.contains(needle),
+        "args {args:?}: expected '{needle}' in: {e}"
+    );
     assert!(!e.contains("panicked"), "{e}");
     assert!(!out.exists(), "a failed command left {}", out.display());
 }
@@ -82,10 +123,22 @@ fn assert_fails(args: &[&str], out: &Path, needle: &str) {
 fn bad_input_gives_clear_errors_and_no_output() {
     let (png, dfc, out) = (tmp("b.png"), tmp("b.dfc"), tmp("b_out.png"));
     write_png(&png, 20, 12);
-    let o = run(bin().args(["encode", png.to_str().unwrap(), "-o", dfc.to_str().unwrap(), "--bpp", "2", "-q"]));
+    let o = run(bin().args([
+        "encode",
+        png.to_str().unwrap(),
+        "-o",
+        dfc.to_str().unwrap(),
+        "--bpp",
+        "2",
+        "-q",
+    ]));
     assert!(o.status.success());
     let good = std::fs::read(&dfc).unwrap();
-    let (p, d, x) = (png.to_str().unwrap(), dfc.to_str().unwrap(), out.to_str().unwrap());
+    let (p, d, x) = (
+        png.to_str().unwrap(),
+        dfc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
     let bad = tmp("bad.dfc");
     let b = bad.to_str().unwrap();
 
@@ -121,36 +174,149 @@ fn bad_input_gives_clear_errors_and_no_output() {
     std::fs::write(&bad, &h).unwrap();
     assert_fails(&["decode", b, "-o", x, "-q"], &out, "exceeds the limit");
     // an explicitly wrong model
-    assert_fails(&["decode", d, "-o", x, "--model", "no-such-model", "-q"], &out, "unknown model");
+    assert_fails(
+        &["decode", d, "-o", x, "--model", "no-such-model", "-q"],
+        &out,
+        "unknown model",
+    );
 
     // unreadable, transparent and missing images; missing or absurd rates
     let junk = tmp("junk.png");
     std::fs::write(&junk, b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let enc_out = tmp("never.dfc");
-    assert_fails(&["encode", junk.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "1", "-q"], &enc_out, "decoding image");
+    assert_fails(
+        &[
+            "encode",
+            junk.to_str().unwrap(),
+            "-o",
+            enc_out.to_str().unwrap(),
+            "--bpp",
+            "1",
+            "-q",
+        ],
+        &enc_out,
+        "decoding image",
+    );
     let alpha = tmp("alpha.png");
-    image::RgbaImage::from_fn(8, 8, |x, _| image::Rgba([9, 9, 9, (x * 30) as u8])).save(&alpha).unwrap();
-    assert_fails(&["encode", alpha.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "1", "-q"], &enc_out, "transparency");
-    assert_fails(&["encode", "/nonexistent.png", "-o", enc_out.to_str().unwrap(), "--bpp", "1", "-q"], &enc_out, "reading");
-    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "-q"], &enc_out, "give a rate");
-    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "--bpp=-3", "-q"], &enc_out, "positive");
-    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "--bpp", "0.0001", "-q"], &enc_out, "header");
-    assert_fails(&["encode", p, "-o", enc_out.to_str().unwrap(), "--stop", "later", "-q"], &enc_out, "bad step");
+    image::RgbaImage::from_fn(8, 8, |x, _| image::Rgba([9, 9, 9, (x * 30) as u8]))
+        .save(&alpha)
+        .unwrap();
+    assert_fails(
+        &[
+            "encode",
+            alpha.to_str().unwrap(),
+            "-o",
+            enc_out.to_str().unwrap(),
+            "--bpp",
+            "1",
+            "-q",
+        ],
+        &enc_out,
+        "transparency",
+    );
+    assert_fails(
+        &[
+            "encode",
+            "/nonexistent.png",
+            "-o",
+            enc_out.to_str().unwrap(),
+            "--bpp",
+            "1",
+            "-q",
+        ],
+        &enc_out,
+        "reading",
+    );
+    assert_fails(
+        &["encode", p, "-o", enc_out.to_str().unwrap(), "-q"],
+        &enc_out,
+        "give a rate",
+    );
+    assert_fails(
+        &[
+            "encode",
+            p,
+            "-o",
+            enc_out.to_str().unwrap(),
+            "--bpp=-3",
+            "-q",
+        ],
+        &enc_out,
+        "positive",
+    );
+    assert_fails(
+        &[
+            "encode",
+            p,
+            "-o",
+            enc_out.to_str().unwrap(),
+            "--bpp",
+            "0.0001",
+            "-q",
+        ],
+        &enc_out,
+        "header",
+    );
+    assert_fails(
+        &[
+            "encode",
+            p,
+            "-o",
+            enc_out.to_str().unwrap(),
+            "--stop",
+            "later",
+            "-q",
+        ],
+        &enc_out,
+        "bad step",
+    );
 
     // grayscale and 16-bit inputs are converted, not refused
     let gray = tmp("gray.png");
-    image::GrayImage::from_fn(9, 7, |x, y| image::Luma([(x * y) as u8])).save(&gray).unwrap();
-    let o = run(bin().args(["encode", gray.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "2", "-q"]));
+    image::GrayImage::from_fn(9, 7, |x, y| image::Luma([(x * y) as u8]))
+        .save(&gray)
+        .unwrap();
+    let o = run(bin().args([
+        "encode",
+        gray.to_str().unwrap(),
+        "-o",
+        enc_out.to_str().unwrap(),
+        "--bpp",
+        "2",
+        "-q",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
     let deep = tmp("deep.png");
-    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(9, 7, |x, _| image::Rgb([x as u16 * 7000, 100, 60000])).save(&deep).unwrap();
-    let o = run(bin().args(["encode", deep.to_str().unwrap(), "-o", enc_out.to_str().unwrap(), "--bpp", "2", "-q"]));
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(9, 7, |x, _| {
+        image::Rgb([x as u16 * 7000, 100, 60000])
+    })
+    .save(&deep)
+    .unwrap();
+    let o = run(bin().args([
+        "encode",
+        deep.to_str().unwrap(),
+        "-o",
+        enc_out.to_str().unwrap(),
+        "--bpp",
+        "2",
+        "-q",
+    ]));
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
 fn bench_rcc_reports_both_scorers() {
-    let o = run(bin().args(["bench", "rcc", "--json", "--log2k", "8", "--chunks", "2", "--chunk-dims", "16"]));
+    let o = run(bin().args([
+        "bench",
+        "rcc",
+        "--json",
+        "--log2k",
+        "8",
+        "--chunks",
+        "2",
+        "--chunk-dims",
+        "16",
+    ]));
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["identical_choices"], true);
@@ -163,12 +329,19 @@ fn bench_rcc_reports_both_scorers() {
 fn hfd_codecs_round_trip_and_refuse_bad_requests() {
     let (png, dfc, out) = (tmp("h.png"), tmp("h.dfc"), tmp("h_out.png"));
     write_png(&png, 45, 29);
-    let (p, d, x) = (png.to_str().unwrap(), dfc.to_str().unwrap(), out.to_str().unwrap());
+    let (p, d, x) = (
+        png.to_str().unwrap(),
+        dfc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
     for codec in ["hfd-mse", "hfd"] {
         let o = run(bin().args(["encode", p, "-o", d, "--codec", codec, "--bpp", "3", "-q"]));
         assert!(o.status.success(), "{codec}: {}", stderr(&o));
         let size = std::fs::metadata(&dfc).unwrap().len();
-        assert!(size * 8 <= 3 * 45 * 29, "{codec}: {size} bytes exceed 3 bpp");
+        assert!(
+            size * 8 <= 3 * 45 * 29,
+            "{codec}: {size} bytes exceed 3 bpp"
+        );
         let o = run(bin().args(["decode", d, "-o", x, "--steps", "2", "-q"]));
         assert!(o.status.success(), "{codec}: {}", stderr(&o));
         let img = image::open(&out).unwrap();
@@ -179,10 +352,42 @@ fn hfd_codecs_round_trip_and_refuse_bad_requests() {
         assert!(info["rate_code"].is_u64());
     }
     // the hfd file left by the loop names a refiner; photo-unet-s is not one
-    assert_fails(&["decode", d, "-o", x, "--refiner", "photo-unet-s", "-q"], &out, "not a conditional refiner");
+    assert_fails(
+        &["decode", d, "-o", x, "--refiner", "photo-unet-s", "-q"],
+        &out,
+        "not a conditional refiner",
+    );
     let never = tmp("never_h.dfc");
-    assert_fails(&["encode", p, "-o", never.to_str().unwrap(), "--codec", "hfd-mse", "--bpp", "0.001", "-q"], &never, "lowest rate");
-    assert_fails(&["encode", p, "-o", never.to_str().unwrap(), "--codec", "hfd-mse", "--stop", "logsnr:3", "-q"], &never, "takes --bpp");
+    assert_fails(
+        &[
+            "encode",
+            p,
+            "-o",
+            never.to_str().unwrap(),
+            "--codec",
+            "hfd-mse",
+            "--bpp",
+            "0.001",
+            "-q",
+        ],
+        &never,
+        "lowest rate",
+    );
+    assert_fails(
+        &[
+            "encode",
+            p,
+            "-o",
+            never.to_str().unwrap(),
+            "--codec",
+            "hfd-mse",
+            "--stop",
+            "logsnr:3",
+            "-q",
+        ],
+        &never,
+        "takes --bpp",
+    );
 }
 
 /// An explicit `--chunk-kl` equal to the small-image default is kept on a large image (such
@@ -199,7 +404,8 @@ fn explicit_chunk_size_is_kept_on_large_images() {
         }
         let o = run(bin().args(&args));
         assert!(o.status.success(), "{}", stderr(&o));
-        let info: serde_json::Value = serde_json::from_slice(&run(bin().args(["info", d, "--json"])).stdout).unwrap();
+        let info: serde_json::Value =
+            serde_json::from_slice(&run(bin().args(["info", d, "--json"])).stdout).unwrap();
         assert_eq!(info["custom_params"], custom, "--chunk-kl {chunk:?}");
     }
 }

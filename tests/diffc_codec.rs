@@ -17,7 +17,9 @@ fn test_image(h: usize, w: usize, seed: u64) -> Image {
     for c in 0..3 {
         for y in 0..h {
             for x in 0..w {
-                let v = 0.5 * ((x as f32 / w as f32) * (c as f32 + 1.0)).sin() - 0.3 * (y as f32 / h as f32) + 0.1 * s.normal() as f32;
+                let v = 0.5 * ((x as f32 / w as f32) * (c as f32 + 1.0)).sin()
+                    - 0.3 * (y as f32 / h as f32)
+                    + 0.1 * s.normal() as f32;
                 data[c * h * w + y * w + x] = v.clamp(-1.0, 1.0);
             }
         }
@@ -29,13 +31,19 @@ fn test_image(h: usize, w: usize, seed: u64) -> Image {
 
 fn codec(channel: ChannelKind) -> DiffC {
     let mut c = DiffC::new(Arc::new(diffc::denoiser::gauss_spectrum().unwrap()));
-    c.params = DiffcParams { channel, ..DiffcParams::default() };
+    c.params = DiffcParams {
+        channel,
+        ..DiffcParams::default()
+    };
     c.seed = 42;
     c
 }
 
 fn pool(n: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -43,20 +51,33 @@ fn decoder_rebuilds_the_encoders_latent_for_every_channel_and_thread_count() {
     let img = test_image(21, 34, 1);
     for channel in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
         let c = codec(channel);
-        let enc = |threads| pool(threads).install(|| c.encode_trace(&img, RateTarget::Bpp(1.5), true).unwrap());
+        let enc = |threads| {
+            pool(threads).install(|| c.encode_trace(&img, RateTarget::Bpp(1.5), true).unwrap())
+        };
         let (r1, r2) = (enc(1), enc(2));
         let last = r1.last().unwrap();
         assert!(last.step >= 3, "{channel:?}: only {} steps", last.step);
-        assert_eq!(last.file, r2.last().unwrap().file, "{channel:?}: files differ between 1 and 2 threads");
+        assert_eq!(
+            last.file,
+            r2.last().unwrap().file,
+            "{channel:?}: files differ between 1 and 2 threads"
+        );
         for threads in [1, 2] {
             let (z, l, shape, _) = pool(threads).install(|| c.decode_latent(&last.file).unwrap());
             assert_eq!(shape, img.shape);
             assert_eq!(l, last.logsnr);
-            assert_eq!(Some(&z), last.z.as_ref(), "{channel:?}: latent differs ({threads} threads)");
+            assert_eq!(
+                Some(&z),
+                last.z.as_ref(),
+                "{channel:?}: latent differs ({threads} threads)"
+            );
         }
         if channel == ChannelKind::Mixed {
             let used: Vec<_> = r1.iter().filter_map(|r| r.channel).collect();
-            assert!(used.contains(&ChannelKind::Pfr) && used.contains(&ChannelKind::Uq), "mixed used {used:?}");
+            assert!(
+                used.contains(&ChannelKind::Pfr) && used.contains(&ChannelKind::Uq),
+                "mixed used {used:?}"
+            );
         }
     }
 }
@@ -71,12 +92,33 @@ fn files_never_exceed_the_budget_and_more_bits_means_less_error() {
         let got = bytes.len() as f64 * 8.0 / (32.0 * 48.0);
         assert!(got <= bpp, "{got} > {bpp}");
         assert!(got >= 0.6 * bpp, "budget badly used: {got} for {bpp}");
-        let out = c.decode(&bytes, &DecodeOptions { decoder: DecoderKind::Ode, steps: Some(10), progress: false }).unwrap();
-        let mse = out.data.iter().zip(&img.data).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / img.data.len() as f64;
-        assert!(mse < last_mse, "mse {mse} at {bpp} bpp not below {last_mse}");
+        let out = c
+            .decode(
+                &bytes,
+                &DecodeOptions {
+                    decoder: DecoderKind::Ode,
+                    steps: Some(10),
+                    progress: false,
+                },
+            )
+            .unwrap();
+        let mse = out
+            .data
+            .iter()
+            .zip(&img.data)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            / img.data.len() as f64;
+        assert!(
+            mse < last_mse,
+            "mse {mse} at {bpp} bpp not below {last_mse}"
+        );
         last_mse = mse;
     }
-    assert!(c.encode(&img, RateTarget::Bpp(0.001)).is_err(), "a budget below the header must be refused");
+    assert!(
+        c.encode(&img, RateTarget::Bpp(0.001)).is_err(),
+        "a budget below the header must be refused"
+    );
 }
 
 #[test]
@@ -89,10 +131,17 @@ fn one_shared_trajectory_gives_each_targets_own_file() {
     let shared = c.encode_targets(&img, &targets).unwrap();
     assert_eq!(shared.len(), targets.len());
     for (&t, (bytes, secs)) in targets.iter().zip(&shared) {
-        assert_eq!(bytes, &c.encode(&img, RateTarget::Bpp(t)).unwrap(), "target {t}: files differ");
+        assert_eq!(
+            bytes,
+            &c.encode(&img, RateTarget::Bpp(t)).unwrap(),
+            "target {t}: files differ"
+        );
         assert!(*secs >= 0.0 && secs.is_finite());
     }
-    assert!(c.encode_targets(&img, &[0.5, 0.001]).is_err(), "a budget below the header must be refused");
+    assert!(
+        c.encode_targets(&img, &[0.5, 0.001]).is_err(),
+        "a budget below the header must be refused"
+    );
 }
 
 #[test]
@@ -100,7 +149,17 @@ fn both_decoders_are_deterministic_and_differ() {
     let img = test_image(16, 24, 3);
     let c = codec(ChannelKind::Mixed);
     let bytes = c.encode(&img, RateTarget::Bpp(1.0)).unwrap();
-    let dec = |k| c.decode(&bytes, &DecodeOptions { decoder: k, steps: Some(8), progress: false }).unwrap();
+    let dec = |k| {
+        c.decode(
+            &bytes,
+            &DecodeOptions {
+                decoder: k,
+                steps: Some(8),
+                progress: false,
+            },
+        )
+        .unwrap()
+    };
     assert_eq!(dec(DecoderKind::Sde), dec(DecoderKind::Sde));
     assert_eq!(dec(DecoderKind::Ode), dec(DecoderKind::Ode));
     assert_ne!(dec(DecoderKind::Sde), dec(DecoderKind::Ode));
@@ -114,7 +173,11 @@ fn corrupt_files_never_panic() {
     for channel in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
         let c = codec(channel);
         let bytes = c.encode(&img, RateTarget::Bpp(2.0)).unwrap();
-        let opts = DecodeOptions { decoder: DecoderKind::Ode, steps: Some(2), progress: false };
+        let opts = DecodeOptions {
+            decoder: DecoderKind::Ode,
+            steps: Some(2),
+            progress: false,
+        };
         common::corrupt::check(&bytes, 300, |b| c.decode(b, &opts).is_ok());
     }
 }
@@ -126,6 +189,9 @@ fn wrong_model_is_refused() {
     let bytes = c.encode(&img, RateTarget::Bpp(2.0)).unwrap();
     let other = diffc::denoiser::gaussian::DiagonalGaussian::new(vec![0.0], vec![0.1]);
     let d = DiffC::new(Arc::new(other));
-    let err = d.decode(&bytes, &DecodeOptions::default()).unwrap_err().to_string();
+    let err = d
+        .decode(&bytes, &DecodeOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("wrong model"), "{err}");
 }

@@ -11,7 +11,8 @@ fn photo_like(h: usize, w: usize) -> Image {
         for y in 0..h {
             for x in 0..w {
                 let (xf, yf) = (x as f32 / w as f32, y as f32 / h as f32);
-                let v = (xf * 9.0 + c as f32).sin() * 0.4 + (yf * 13.0 * (1.0 + xf)).cos() * 0.3
+                let v = (xf * 9.0 + c as f32).sin() * 0.4
+                    + (yf * 13.0 * (1.0 + xf)).cos() * 0.3
                     + (((x * 31 + y * 17 + c * 7) % 23) as f32 / 23.0 - 0.5) * 0.25;
                 img.data[(c * h + y) * w + x] = v.clamp(-1.0, 1.0);
             }
@@ -23,13 +24,26 @@ fn photo_like(h: usize, w: usize) -> Image {
 #[test]
 fn search_hits_targets_on_a_synthetic_size_curve() {
     // size(p) = 100·p bytes, p ∈ [1, 100] integer: target 1234 bytes → p = 12 (1200 bytes).
-    let s = search_rate(1234.0, 1.0, 100.0, true, 0, |p| Ok(vec![0u8; (p * 100.0) as usize])).unwrap();
+    let s = search_rate(1234.0, 1.0, 100.0, true, 0, |p| {
+        Ok(vec![0u8; (p * 100.0) as usize])
+    })
+    .unwrap();
     assert_eq!(s.param, 12.0);
     // Continuous: size(p) = round(1000·p); target 333 → within 1 %.
-    let s = search_rate(333.0, 0.0, 1.0, false, 14, |p| Ok(vec![0u8; (p * 1000.0).round() as usize])).unwrap();
-    assert!((s.bytes.len() as f64 - 333.0).abs() <= 3.0, "{}", s.bytes.len());
+    let s = search_rate(333.0, 0.0, 1.0, false, 14, |p| {
+        Ok(vec![0u8; (p * 1000.0).round() as usize])
+    })
+    .unwrap();
+    assert!(
+        (s.bytes.len() as f64 - 333.0).abs() <= 3.0,
+        "{}",
+        s.bytes.len()
+    );
     // Unreachable (floor 500 bytes): the smallest file is returned.
-    let s = search_rate(100.0, 5.0, 10.0, true, 0, |p| Ok(vec![0u8; (p * 100.0) as usize])).unwrap();
+    let s = search_rate(100.0, 5.0, 10.0, true, 0, |p| {
+        Ok(vec![0u8; (p * 100.0) as usize])
+    })
+    .unwrap();
     assert_eq!(s.bytes.len(), 500);
 }
 
@@ -38,7 +52,11 @@ fn check(b: Baseline, targets: &[f64], img: &Image) {
     for &t in targets {
         let bytes = b.encode(img, RateTarget::Bpp(t)).unwrap();
         let bpp = bytes.len() as f64 * 8.0 / px;
-        assert!((bpp / t - 1.0).abs() <= 0.10, "{:?} @ {t}: got {bpp:.4} bpp", b);
+        assert!(
+            (bpp / t - 1.0).abs() <= 0.10,
+            "{:?} @ {t}: got {bpp:.4} bpp",
+            b
+        );
         let dec = b.decode(&bytes, &DecodeOptions::default()).unwrap();
         assert_eq!(dec.shape, img.shape);
         let psnr = diffc::metrics::psnr(img, &dec).unwrap();
@@ -64,7 +82,11 @@ fn have(tool: &str) -> bool {
 #[test]
 fn external_baselines_hit_targets() {
     let img = photo_like(128, 128);
-    for (b, tool) in [(Baseline::Webp, "cwebp"), (Baseline::Avif, "avifenc"), (Baseline::Jxl, "cjxl")] {
+    for (b, tool) in [
+        (Baseline::Webp, "cwebp"),
+        (Baseline::Avif, "avifenc"),
+        (Baseline::Jxl, "cjxl"),
+    ] {
         if !have(tool) {
             eprintln!("{tool} not installed (run eval/setup.sh): skipping {b:?}");
             continue;

@@ -15,7 +15,9 @@ fn synth(dir: &Path, n: usize) {
         for c in 0..3 {
             for y in 0..h {
                 for x in 0..w {
-                    let v = ((x as f32 * (0.05 + 0.01 * k as f32)).sin() * (y as f32 * 0.07 + c as f32).cos()) * 0.8
+                    let v = ((x as f32 * (0.05 + 0.01 * k as f32)).sin()
+                        * (y as f32 * 0.07 + c as f32).cos())
+                        * 0.8
                         + (((x * 7 + y * 13 + k * 31 + c * 5) % 17) as f32 / 17.0 - 0.5) * 0.2;
                     img.data[(c * h + y) * w + x] = v.clamp(-1.0, 1.0);
                 }
@@ -52,7 +54,12 @@ fn shards_plus_merge_equal_single_run() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     synth(&data, 5);
-    let (one, s0, s1, merged) = (t.path().join("one"), t.path().join("s0"), t.path().join("s1"), t.path().join("merged"));
+    let (one, s0, s1, merged) = (
+        t.path().join("one"),
+        t.path().join("s0"),
+        t.path().join("s1"),
+        t.path().join("merged"),
+    );
     eval::run(&cfg(&data, &one, None)).unwrap();
     eval::run(&cfg(&data, &s0, Some((0, 2)))).unwrap();
     eval::run(&cfg(&data, &s1, Some((1, 2)))).unwrap();
@@ -61,10 +68,17 @@ fn shards_plus_merge_equal_single_run() {
     eval::merge(&merged, &[s0.clone(), s1.clone()]).unwrap();
     let (a, b) = (summary(&one), summary(&merged));
     assert_eq!(a.entries.len(), 2);
-    assert!(a.entries.iter().all(|e| e.n_images == 5 && e.fid.is_some() && e.kid.is_some() && e.ms_ssim.is_some()));
+    assert!(
+        a.entries
+            .iter()
+            .all(|e| e.n_images == 5 && e.fid.is_some() && e.kid.is_some() && e.ms_ssim.is_some())
+    );
     assert_eq!(a, b, "merged summary differs from the single run");
     // Bitwise: the JSON files are identical too.
-    assert_eq!(std::fs::read(one.join("summary.json")).unwrap(), std::fs::read(merged.join("summary.json")).unwrap());
+    assert_eq!(
+        std::fs::read(one.join("summary.json")).unwrap(),
+        std::fs::read(merged.join("summary.json")).unwrap()
+    );
     for f in ["results.csv", "report.md", "psnr.svg", "kid.svg"] {
         assert!(merged.join(f).exists(), "{f} missing");
     }

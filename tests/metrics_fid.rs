@@ -18,7 +18,13 @@ impl Rng {
 }
 
 fn gaussian(rng: &mut Rng, n: usize, d: usize, shift: f64, scale: f64) -> Features {
-    Features::new(d, (0..n * d).map(|_| (rng.normal() * scale + shift) as f32).collect()).unwrap()
+    Features::new(
+        d,
+        (0..n * d)
+            .map(|_| (rng.normal() * scale + shift) as f32)
+            .collect(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -29,7 +35,10 @@ fn fid_of_a_set_with_itself_is_zero() {
         let a = gaussian(&mut r, n, d, 0.3, 1.0);
         let f = fid(&a, &a).unwrap();
         let scale = fid(&a, &gaussian(&mut r, n, d, 0.0, 1.0)).unwrap();
-        assert!(f.abs() < 1e-9 * scale.max(1.0), "n={n} d={d}: FID(a, a) = {f}");
+        assert!(
+            f.abs() < 1e-9 * scale.max(1.0),
+            "n={n} d={d}: FID(a, a) = {f}"
+        );
     }
 }
 
@@ -42,7 +51,10 @@ fn nuclear_and_eigen_routes_agree() {
         let x = fid_with(&a, &b, SqrtMethod::Nuclear).unwrap();
         let y = fid_with(&a, &b, SqrtMethod::Eigen).unwrap();
         // The eigen route clips tiny negative eigenvalues of rank-deficient covariances (n < d).
-        assert!((x - y).abs() < 1e-6 * x.abs().max(1.0), "{n1}×{n2}×{d}: nuclear {x} vs eigen {y}");
+        assert!(
+            (x - y).abs() < 1e-6 * x.abs().max(1.0),
+            "{n1}×{n2}×{d}: nuclear {x} vs eigen {y}"
+        );
     }
 }
 
@@ -93,7 +105,10 @@ fn kid_is_unbiased_under_the_null() {
     for (name, v) in [("paired", &paired), ("unpaired", &unpaired)] {
         let (m, se) = mean_se(v);
         eprintln!("{name}: mean KID {m:.3e} ± {se:.3e} over {draws} draws");
-        assert!(m.abs() < 4.0 * se, "{name}: mean {m} not within 4 SE ({se}) of 0");
+        assert!(
+            m.abs() < 4.0 * se,
+            "{name}: mean {m} not within 4 SE ({se}) of 0"
+        );
     }
     // A real difference is detected: shifted distribution, KID well above its spread.
     let x = gaussian(&mut r, 200, d, 0.0, 1.0);
@@ -109,9 +124,19 @@ fn paired_kid_differs_from_biased_formula_on_paired_sets() {
     let mut r = Rng(5);
     let (n, d) = (100, 32);
     let y = gaussian(&mut r, n, d, 0.0, 1.0);
-    let x = Features::new(d, y.data.iter().map(|v| v + 0.05 * r.normal() as f32).collect()).unwrap();
+    let x = Features::new(
+        d,
+        y.data
+            .iter()
+            .map(|v| v + 0.05 * r.normal() as f32)
+            .collect(),
+    )
+    .unwrap();
     let paired = kid(&x, &y).unwrap().kid;
     let unp = kid_unpaired(&x, &y).unwrap();
     assert!(paired.abs() < 1e-3, "paired {paired}");
-    assert!(unp < paired - 1e-3, "unpaired {unp} should be clearly negative (biased by pairing)");
+    assert!(
+        unp < paired - 1e-3,
+        "unpaired {unp} should be clearly negative (biased by pairing)"
+    );
 }

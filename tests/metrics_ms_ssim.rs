@@ -34,9 +34,19 @@ fn ms_ssim_matches_pytorch_msssim() {
         let b = to_image(&pattern(&c.b, c.h, c.w, c.seed), c.h, c.w);
         let m = ms_ssim(&a, &b).unwrap().expect("large enough");
         // Both sides float64 (window included); only summation order differs.
-        assert!((m - c.ms_ssim).abs() < 1e-9, "{}: MS-SSIM {m} vs golden {}", c.name, c.ms_ssim);
+        assert!(
+            (m - c.ms_ssim).abs() < 1e-9,
+            "{}: MS-SSIM {m} vs golden {}",
+            c.name,
+            c.ms_ssim
+        );
         // The package as shipped builds its window in float32.
-        assert!((m - c.ms_ssim_stock).abs() < 1e-6, "{}: MS-SSIM {m} vs stock {}", c.name, c.ms_ssim_stock);
+        assert!(
+            (m - c.ms_ssim_stock).abs() < 1e-6,
+            "{}: MS-SSIM {m} vs stock {}",
+            c.name,
+            c.ms_ssim_stock
+        );
         let p = psnr(&a, &b).unwrap();
         match c.psnr {
             Some(gp) => assert!((p - gp).abs() < 1e-9, "{}: PSNR {p} vs {gp}", c.name),
@@ -53,7 +63,11 @@ fn ms_ssim_symmetric_and_small_images_refused() {
     let ba = ms_ssim(&b, &a).unwrap().unwrap();
     assert!((ab - ba).abs() < 1e-12);
     let s = to_image(&pattern("base", 160, 300, 9), 160, 300);
-    assert_eq!(ms_ssim(&s, &s).unwrap(), None, "smaller side 160 < 161 cannot take 5 scales");
+    assert_eq!(
+        ms_ssim(&s, &s).unwrap(),
+        None,
+        "smaller side 160 < 161 cannot take 5 scales"
+    );
 }
 
 #[test]

@@ -14,10 +14,17 @@ fn worst_z(params: PfrParams, seeds: u64) -> f64 {
     let d = mu_p.len();
     let (mut s1, mut s2) = (vec![0.0f64; d], vec![0.0f64; d]);
     for seed in 0..seeds {
-        let ctx = StepCtx { seed, step: 0, sigma, kl_bits: code_to_kl(kl_to_code(kl)) };
+        let ctx = StepCtx {
+            seed,
+            step: 0,
+            sigma,
+            kl_bits: code_to_kl(kl_to_code(kl)),
+        };
         let mut w = Writer::new();
         let z = pfr.encode(&ctx, &mu_p, &mu_q, &mut w).unwrap();
-        let z2 = pfr.decode(&ctx, &mu_p, &mut Reader::new(&w.finish()).unwrap()).unwrap();
+        let z2 = pfr
+            .decode(&ctx, &mu_p, &mut Reader::new(&w.finish()).unwrap())
+            .unwrap();
         assert_eq!(z, z2, "decoder regenerated a different sample");
         for i in 0..d {
             let e = (z[i] as f64 - mu_q[i] as f64) / sigma;
@@ -39,13 +46,27 @@ fn worst_z(params: PfrParams, seeds: u64) -> f64 {
 #[test]
 fn pfr_samples_match_q() {
     // KL ≈ 4.4 bits in one chunk, default padding: samples must be indistinguishable from q.
-    let z = worst_z(PfrParams { chunk_kl: 8.0, padding: 6, max_log2k: 20 }, 3000);
+    let z = worst_z(
+        PfrParams {
+            chunk_kl: 8.0,
+            padding: 6,
+            max_log2k: 20,
+        },
+        3000,
+    );
     assert!(z < 4.0, "PFR samples are biased: worst z-score {z:.2}");
 }
 
 #[test]
 fn the_test_rejects_a_heavily_truncated_sampler() {
     // 2 candidates for a 4.4-bit chunk: the winner is dragged towards p.
-    let z = worst_z(PfrParams { chunk_kl: 8.0, padding: 0, max_log2k: 1 }, 3000);
+    let z = worst_z(
+        PfrParams {
+            chunk_kl: 8.0,
+            padding: 0,
+            max_log2k: 1,
+        },
+        3000,
+    );
     assert!(z > 6.0, "a biased sampler went unnoticed (worst z {z:.2})");
 }

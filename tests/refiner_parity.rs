@@ -19,11 +19,17 @@ use common::parity::{TOL, checkpoint_crc, max_abs_diff, root, vec};
 
 /// The shipped checkpoint, or `DIFFC_REFINER_CHECKPOINT` (with `DIFFC_REFINER_FIXTURE`) to check another.
 fn checkpoint() -> PathBuf {
-    common::parity::path_or_env("DIFFC_REFINER_CHECKPOINT", "checkpoints/hfd-refiner.safetensors")
+    common::parity::path_or_env(
+        "DIFFC_REFINER_CHECKPOINT",
+        "checkpoints/hfd-refiner.safetensors",
+    )
 }
 
 fn fixture_path() -> PathBuf {
-    common::parity::path_or_env("DIFFC_REFINER_FIXTURE", "tests/fixtures/refiner_parity.safetensors")
+    common::parity::path_or_env(
+        "DIFFC_REFINER_FIXTURE",
+        "tests/fixtures/refiner_parity.safetensors",
+    )
 }
 
 fn fixture() -> HashMap<String, Tensor> {
@@ -36,7 +42,11 @@ fn load() -> Arc<UNetDenoiser> {
 
 #[test]
 fn fixture_matches_checkpoint() {
-    assert_eq!(checkpoint_crc(&fixture_path()), load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
+    assert_eq!(
+        checkpoint_crc(&fixture_path()),
+        load().fingerprint(),
+        "fixture was written from another checkpoint: rerun --write-fixture"
+    );
 }
 
 #[test]
@@ -44,7 +54,10 @@ fn network_matches_jax() {
     let d = load();
     assert_eq!(d.cond_channels(), 3);
     let f = fixture();
-    let v = d.net().forward_cond(&f["z"], &f["logsnr"], Some(&f["c"])).unwrap();
+    let v = d
+        .net()
+        .forward_cond(&f["z"], &f["logsnr"], Some(&f["c"]))
+        .unwrap();
     let (got, want) = (vec(&v), vec(&f["v"]));
     let err = max_abs_diff(&got, &want);
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -65,7 +78,10 @@ fn cond_denoiser_pads_and_matches_jax() {
     eprintln!("CondDenoiser parity ({c}×{h}×{w}): max |Δx̂| = {err:.3e}");
     assert!(err <= TOL, "max abs error {err} > {TOL}");
     assert_eq!(d.fingerprint(), d.base().fingerprint());
-    assert_eq!(got, d.base().predict_x_cond(&z, d.cond(), shape, l).unwrap());
+    assert_eq!(
+        got,
+        d.base().predict_x_cond(&z, d.cond(), shape, l).unwrap()
+    );
     assert!(d.logsnr_min() < d.logsnr_max());
 }
 
@@ -82,7 +98,10 @@ fn conditioning_is_checked() {
     assert!(x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
     assert_eq!(x, d.predict_x(&z, shape, 1.0).unwrap(), "deterministic");
     // another shape than the bound one, a short condition, bad values: errors, not panics
-    assert!(d.predict_x(&z[..3 * 9 * 10], Shape::new(3, 9, 10), 1.0).is_err());
+    assert!(
+        d.predict_x(&z[..3 * 9 * 10], Shape::new(3, 9, 10), 1.0)
+            .is_err()
+    );
     assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
     assert!(CondDenoiser::new(base.clone(), cond[1..].to_vec(), shape).is_err());
     assert!(CondDenoiser::new(base.clone(), vec![255.0; shape.len()], shape).is_err());
@@ -94,8 +113,13 @@ fn conditioning_is_checked() {
     let bad = Tensor::zeros((1, 2, 8, 8), DType::F32, &Device::Cpu).unwrap();
     assert!(base.net().forward_cond(&zt, &lt, Some(&bad)).is_err());
     // an unconditional model takes no condition
-    let uncond =
-        Arc::new(UNetDenoiser::load(&root().join("checkpoints/photo-unet-s.safetensors"), &Device::Cpu).unwrap());
+    let uncond = Arc::new(
+        UNetDenoiser::load(
+            &root().join("checkpoints/photo-unet-s.safetensors"),
+            &Device::Cpu,
+        )
+        .unwrap(),
+    );
     assert!(CondDenoiser::new(uncond.clone(), cond.clone(), shape).is_err());
     assert!(uncond.predict_x_cond(&z, &cond, shape, 1.0).is_err());
     assert!(uncond.net().forward_cond(&zt, &lt, Some(&zt)).is_err());
@@ -125,7 +149,10 @@ fn zero_condition_columns_give_the_unconditional_net() {
     let a = vec(&uncond.forward(&z, &l).unwrap());
     let b = vec(&cond_net.forward_cond(&z, &l, Some(&c)).unwrap());
     let err = max_abs_diff(&a, &b);
-    assert!(err <= 1e-5, "zero-column conditional net differs from the unconditional one by {err}");
+    assert!(
+        err <= 1e-5,
+        "zero-column conditional net differs from the unconditional one by {err}"
+    );
     // it still insists on a condition
     assert!(cond_net.forward(&z, &l).is_err());
 }

@@ -15,11 +15,17 @@ use common::parity::{TOL, checkpoint_crc, max_abs_diff, vec};
 
 /// The shipped checkpoint, or `DIFFC_UNET_CHECKPOINT` (with `DIFFC_UNET_FIXTURE`) to check another.
 fn checkpoint() -> PathBuf {
-    common::parity::path_or_env("DIFFC_UNET_CHECKPOINT", "checkpoints/photo-unet-s.safetensors")
+    common::parity::path_or_env(
+        "DIFFC_UNET_CHECKPOINT",
+        "checkpoints/photo-unet-s.safetensors",
+    )
 }
 
 fn fixture_path() -> PathBuf {
-    common::parity::path_or_env("DIFFC_UNET_FIXTURE", "tests/fixtures/unet_parity.safetensors")
+    common::parity::path_or_env(
+        "DIFFC_UNET_FIXTURE",
+        "tests/fixtures/unet_parity.safetensors",
+    )
 }
 
 fn fixture() -> HashMap<String, Tensor> {
@@ -32,7 +38,11 @@ fn load() -> UNetDenoiser {
 
 #[test]
 fn fixture_matches_checkpoint() {
-    assert_eq!(checkpoint_crc(&fixture_path()), load().fingerprint(), "fixture was written from another checkpoint: rerun --write-fixture");
+    assert_eq!(
+        checkpoint_crc(&fixture_path()),
+        load().fingerprint(),
+        "fixture was written from another checkpoint: rerun --write-fixture"
+    );
 }
 
 #[test]
@@ -67,17 +77,25 @@ fn odd_sizes_work() {
     assert_eq!(d.name(), "photo-unet-s");
     for &(h, w) in &[(1, 1), (3, 5), (17, 31), (33, 8)] {
         let shape = Shape::new(3, h, w);
-        let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+        let z: Vec<f32> = (0..shape.len())
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
+            .collect();
         for &l in &[-8.0, 0.0, 10.0] {
             let x = d.predict_x(&z, shape, l).unwrap();
             assert_eq!(x.len(), shape.len());
-            assert!(x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)), "{h}×{w} λ={l}");
+            assert!(
+                x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)),
+                "{h}×{w} λ={l}"
+            );
         }
     }
     // deterministic
     let shape = Shape::new(3, 9, 11);
     let z = vec![0.25f32; shape.len()];
-    assert_eq!(d.predict_x(&z, shape, 1.0).unwrap(), d.predict_x(&z, shape, 1.0).unwrap());
+    assert_eq!(
+        d.predict_x(&z, shape, 1.0).unwrap(),
+        d.predict_x(&z, shape, 1.0).unwrap()
+    );
     // wrong channel count or length is an error, not a panic
     assert!(d.predict_x(&z, Shape::new(1, 27, 11), 1.0).is_err());
     assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
@@ -91,20 +109,39 @@ fn shipped_blend_loads_and_follows_its_card() {
     let dev = Device::Cpu;
     assert!(diffc::denoiser::known_models().contains(&"photo-unet-s-wiener".to_string()));
     let b = diffc::denoiser::load("photo-unet-s-wiener", &dev).unwrap();
-    let (u, g) = (diffc::denoiser::load("photo-unet-s", &dev).unwrap(), diffc::denoiser::load("gauss-spectrum", &dev).unwrap());
+    let (u, g) = (
+        diffc::denoiser::load("photo-unet-s", &dev).unwrap(),
+        diffc::denoiser::load("gauss-spectrum", &dev).unwrap(),
+    );
     assert_eq!(b.name(), "photo-unet-s-wiener");
-    assert!(b.fingerprint() as u16 != u.fingerprint() as u16 && b.fingerprint() as u16 != g.fingerprint() as u16);
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(common::parity::root().join("checkpoints/photo-unet-s-wiener.json")).unwrap()).unwrap();
+    assert!(
+        b.fingerprint() as u16 != u.fingerprint() as u16
+            && b.fingerprint() as u16 != g.fingerprint() as u16
+    );
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::parity::root().join("checkpoints/photo-unet-s-wiener.json"))
+            .unwrap(),
+    )
+    .unwrap();
     let knots: Vec<(f64, f64)> = card["params"]["logsnr"]
         .as_array()
         .unwrap()
         .iter()
         .zip(card["params"]["weight"].as_array().unwrap())
-        .map(|(l, w)| (l.as_f64().unwrap(), w.as_f64().unwrap()))
+        .map(|(l, w)| (l.as_f64().unwrap(), w[0].as_f64().unwrap()))
         .collect();
+    assert!(
+        card["params"]["weight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w.as_array().unwrap().len() == 1),
+        "one band"
+    );
     let shape = Shape::new(3, 12, 10);
-    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    let z: Vec<f32> = (0..shape.len())
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
+        .collect();
     for (l, w) in knots {
         let want = match w {
             0.0 => u.predict_x(&z, shape, l).unwrap(),
@@ -121,7 +158,9 @@ fn shipped_blend_loads_and_follows_its_card() {
 fn wide_images_are_denoised_in_tiles() {
     let d = load();
     let shape = Shape::new(3, 8, 1100);
-    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    let z: Vec<f32> = (0..shape.len())
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
+        .collect();
     let x = d.predict_x(&z, shape, 2.0).unwrap();
     assert_eq!(x.len(), shape.len());
     assert!(x.iter().all(|v| v.is_finite() && (-1.0..=1.0).contains(v)));
@@ -129,7 +168,9 @@ fn wide_images_are_denoised_in_tiles() {
     // the tiles start at columns 0 and 1100 − 1024 = 76: the 76 columns before the second tile
     // are the first tile's alone, so they equal denoising that tile by itself
     let tile = Shape::new(3, 8, 1024);
-    let zt: Vec<f32> = (0..3 * 8).flat_map(|r| z[r * 1100..r * 1100 + 1024].to_vec()).collect();
+    let zt: Vec<f32> = (0..3 * 8)
+        .flat_map(|r| z[r * 1100..r * 1100 + 1024].to_vec())
+        .collect();
     let xt = d.predict_x(&zt, tile, 2.0).unwrap();
     for r in 0..3 * 8 {
         for c in 0..76 {

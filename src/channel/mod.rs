@@ -65,15 +65,21 @@ pub fn code_to_kl(code: u8) -> f64 {
 /// Unit-variance offsets m = (μ_q − μ_p)/σ and the step's KL in bits.
 pub fn offsets_and_kl(mu_p: &[f32], mu_q: &[f32], sigma: f64) -> (Vec<f32>, f64) {
     let inv = 1.0 / sigma;
-    let m: Vec<f32> = mu_q.iter().zip(mu_p).map(|(&q, &p)| ((q as f64 - p as f64) * inv) as f32).collect();
-    let kl = m.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / (2.0 * std::f64::consts::LN_2);
+    let m: Vec<f32> = mu_q
+        .iter()
+        .zip(mu_p)
+        .map(|(&q, &p)| ((q as f64 - p as f64) * inv) as f32)
+        .collect();
+    let kl =
+        m.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / (2.0 * std::f64::consts::LN_2);
     (m, kl)
 }
 
 /// One channel's encoder and decoder for a whole step.
 pub trait StepChannel {
     /// Codes a sample near N(μ_q, σ²) and returns it (exactly what the decoder will rebuild).
-    fn encode(&self, ctx: &StepCtx, mu_p: &[f32], mu_q: &[f32], w: &mut Writer) -> Result<Vec<f32>>;
+    fn encode(&self, ctx: &StepCtx, mu_p: &[f32], mu_q: &[f32], w: &mut Writer)
+    -> Result<Vec<f32>>;
     /// Rebuilds the encoder's sample from the payload.
     fn decode(&self, ctx: &StepCtx, mu_p: &[f32], r: &mut Reader) -> Result<Vec<f32>>;
 }
@@ -85,7 +91,10 @@ mod tests {
     fn kl_code_bounds_the_kl() {
         for &kl in &[1e-6, 0.3, 1.0, 13.7, 1e3, 1e6, 3e9] {
             let c = kl_to_code(kl);
-            assert!(code_to_kl(c) >= kl && code_to_kl(c) <= (kl + 1.0) * 1.0906, "{kl} {c}");
+            assert!(
+                code_to_kl(c) >= kl && code_to_kl(c) <= (kl + 1.0) * 1.0906,
+                "{kl} {c}"
+            );
         }
         assert_eq!(kl_to_code(0.0), 0);
         assert_eq!(code_to_kl(0), 0.0);

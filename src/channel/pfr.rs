@@ -28,7 +28,11 @@ pub struct PfrParams {
 
 impl Default for PfrParams {
     fn default() -> Self {
-        PfrParams { chunk_kl: 8.0, padding: 4, max_log2k: 20 }
+        PfrParams {
+            chunk_kl: 8.0,
+            padding: 4,
+            max_log2k: 20,
+        }
     }
 }
 
@@ -55,13 +59,21 @@ pub struct ChunkPlan {
 impl ChunkPlan {
     pub fn new(p: &PfrParams, seed: u64, step: u32, dims: usize, kl_bits: f64) -> Self {
         assert!(dims > 0);
-        let budget = p.chunk_kl.min((p.max_log2k.saturating_sub(p.padding)).max(1) as f64).max(0.5);
+        let budget = p
+            .chunk_kl
+            .min((p.max_log2k.saturating_sub(p.padding)).max(1) as f64)
+            .max(0.5);
         let n = ((kl_bits / budget).ceil() as usize).clamp(1, dims);
         let chunk_kl = kl_bits / n as f64;
         let log2k = (chunk_kl.ceil() as u32 + p.padding).clamp(1, p.max_log2k);
         let perm = Stream::new(seed, Purpose::ChunkPartition, step, 0, 0).permutation(dims);
         let bounds = (0..=n).map(|j| j * dims / n).collect();
-        ChunkPlan { perm, bounds, chunk_kl, log2k }
+        ChunkPlan {
+            perm,
+            bounds,
+            chunk_kl,
+            log2k,
+        }
     }
     pub fn chunks(&self) -> usize {
         self.bounds.len() - 1
@@ -135,7 +147,16 @@ pub fn select(scorer: Scorer, seed: u64, step: u32, chunk: u64, m: &[f32], k: u6
                         best
                     },
                 )
-                .reduce(|| (u64::MAX, f64::INFINITY), |a, b| if b.1 < a.1 || (b.1 == a.1 && b.0 < a.0) { b } else { a })
+                .reduce(
+                    || (u64::MAX, f64::INFINITY),
+                    |a, b| {
+                        if b.1 < a.1 || (b.1 == a.1 && b.0 < a.0) {
+                            b
+                        } else {
+                            a
+                        }
+                    },
+                )
         }
     }
 }
@@ -161,12 +182,21 @@ pub struct Pfr {
 
 impl Pfr {
     pub fn new(params: PfrParams) -> Self {
-        Pfr { params, ..Default::default() }
+        Pfr {
+            params,
+            ..Default::default()
+        }
     }
 }
 
 impl StepChannel for Pfr {
-    fn encode(&self, ctx: &StepCtx, mu_p: &[f32], mu_q: &[f32], w: &mut Writer) -> Result<Vec<f32>> {
+    fn encode(
+        &self,
+        ctx: &StepCtx,
+        mu_p: &[f32],
+        mu_q: &[f32],
+        w: &mut Writer,
+    ) -> Result<Vec<f32>> {
         let (m, _) = offsets_and_kl(mu_p, mu_q, ctx.sigma);
         let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, m.len(), ctx.kl_bits);
         let zipf = plan.zipf();
@@ -181,8 +211,13 @@ impl StepChannel for Pfr {
             (n, trunc)
         };
         let picks: Vec<(u64, bool)> = match self.scorer {
-            Scorer::Reference => (0..plan.chunks()).map(|j| pick(j, Scorer::Reference)).collect(),
-            Scorer::Fast => (0..plan.chunks()).into_par_iter().map(|j| pick(j, Scorer::Fast)).collect(),
+            Scorer::Reference => (0..plan.chunks())
+                .map(|j| pick(j, Scorer::Reference))
+                .collect(),
+            Scorer::Fast => (0..plan.chunks())
+                .into_par_iter()
+                .map(|j| pick(j, Scorer::Fast))
+                .collect(),
         };
         let mut z = vec![0f32; m.len()];
         for (j, &(n, _)) in picks.iter().enumerate() {
@@ -228,7 +263,13 @@ mod tests {
     #[test]
     fn chunk_plans_cover_every_dim_once_and_no_chunk_is_empty() {
         let p = PfrParams::default();
-        for &(dims, kl) in &[(1usize, 50.0), (7, 1e6), (1000, 0.01), (1000, 123.4), (4097, 9999.0)] {
+        for &(dims, kl) in &[
+            (1usize, 50.0),
+            (7, 1e6),
+            (1000, 0.01),
+            (1000, 123.4),
+            (4097, 9999.0),
+        ] {
             let plan = ChunkPlan::new(&p, 5, 2, dims, kl);
             assert!(plan.chunks() >= 1 && plan.chunks() <= dims);
             assert!((0..plan.chunks()).all(|j| !plan.chunk(j).is_empty()));
@@ -246,7 +287,10 @@ mod tests {
             let d = [1usize, 3, 17, 64, 200, 5][trial as usize];
             let m: Vec<f32> = (0..d).map(|_| (s.normal() * 0.8) as f32).collect();
             let k = [1u64, 255, 1000, 4095, 513, 70000][trial as usize];
-            assert_eq!(select(Scorer::Reference, 1, 2, trial, &m, k), select(Scorer::Fast, 1, 2, trial, &m, k));
+            assert_eq!(
+                select(Scorer::Reference, 1, 2, trial, &m, k),
+                select(Scorer::Fast, 1, 2, trial, &m, k)
+            );
         }
     }
 

@@ -27,7 +27,12 @@ fn dither(ctx: &StepCtx, dims: usize) -> Vec<f64> {
 
 /// What both sides derive for a step: dims, step width Δ, k-tables and the dither.
 fn setup(ctx: &StepCtx, d: usize) -> (usize, f64, GaussianTables, Vec<f64>) {
-    (d, SQRT12 * ctx.sigma, GaussianTables::dithered(prior_scale(ctx.kl_bits, d)), dither(ctx, d))
+    (
+        d,
+        SQRT12 * ctx.sigma,
+        GaussianTables::dithered(prior_scale(ctx.kl_bits, d)),
+        dither(ctx, d),
+    )
 }
 
 /// The universal-quantisation channel.
@@ -35,7 +40,13 @@ fn setup(ctx: &StepCtx, d: usize) -> (usize, f64, GaussianTables, Vec<f64>) {
 pub struct Uq;
 
 impl StepChannel for Uq {
-    fn encode(&self, ctx: &StepCtx, mu_p: &[f32], mu_q: &[f32], w: &mut Writer) -> Result<Vec<f32>> {
+    fn encode(
+        &self,
+        ctx: &StepCtx,
+        mu_p: &[f32],
+        mu_q: &[f32],
+        w: &mut Writer,
+    ) -> Result<Vec<f32>> {
         let (d, delta, t, u) = setup(ctx, mu_p.len());
         let mut z = vec![0f32; d];
         for i in 0..d {
@@ -70,21 +81,39 @@ mod tests {
     #[test]
     fn error_is_uniform_and_independent_of_the_offset() {
         let d = 20000;
-        let ctx = StepCtx { seed: 3, step: 1, sigma: 0.1, kl_bits: 0.0 };
+        let ctx = StepCtx {
+            seed: 3,
+            step: 1,
+            sigma: 0.1,
+            kl_bits: 0.0,
+        };
         let mu_p = vec![0f32; d];
         let mu_q: Vec<f32> = (0..d).map(|i| ((i % 7) as f32 - 3.0) * 0.05).collect();
         let kl = super::super::offsets_and_kl(&mu_p, &mu_q, 0.1).1;
-        let ctx = StepCtx { kl_bits: super::super::code_to_kl(super::super::kl_to_code(kl)), ..ctx };
+        let ctx = StepCtx {
+            kl_bits: super::super::code_to_kl(super::super::kl_to_code(kl)),
+            ..ctx
+        };
         let mut w = Writer::new();
         let z = Uq.encode(&ctx, &mu_p, &mu_q, &mut w).unwrap();
         let bytes = w.finish();
-        let z2 = Uq.decode(&ctx, &mu_p, &mut Reader::new(&bytes).unwrap()).unwrap();
+        let z2 = Uq
+            .decode(&ctx, &mu_p, &mut Reader::new(&bytes).unwrap())
+            .unwrap();
         assert_eq!(z, z2);
         let half = SQRT12 * 0.1 / 2.0;
-        let errs: Vec<f64> = z.iter().zip(&mu_q).map(|(&a, &b)| a as f64 - b as f64).collect();
+        let errs: Vec<f64> = z
+            .iter()
+            .zip(&mu_q)
+            .map(|(&a, &b)| a as f64 - b as f64)
+            .collect();
         assert!(errs.iter().all(|e| e.abs() <= half * 1.0001));
         let var = errs.iter().map(|e| e * e).sum::<f64>() / d as f64;
-        assert!((var / 0.01 - 1.0).abs() < 0.03, "variance ratio {}", var / 0.01);
+        assert!(
+            (var / 0.01 - 1.0).abs() < 0.03,
+            "variance ratio {}",
+            var / 0.01
+        );
         // the rate should be near the KL plus UQ's known overhead, well below 2x here
         let bits = bytes.len() as f64 * 8.0;
         assert!(bits < 2.0 * kl + 200.0, "bits {bits} kl {kl}");

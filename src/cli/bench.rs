@@ -20,15 +20,26 @@ pub enum Cmd {
 
 pub fn run(c: Cmd) -> Result<()> {
     match c {
-        Cmd::Rcc { json, chunk_dims, log2k, chunks } => {
+        Cmd::Rcc {
+            json,
+            chunk_dims,
+            log2k,
+            chunks,
+        } => {
             let r = crate::experiment::rcc_bench::run(chunk_dims, log2k, chunks);
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 for b in &r.results {
-                    println!("{:>10}: {:.3e} candidate·dims/s ({:.2} s)", b.scorer, b.candidate_dims_per_second, b.seconds);
+                    println!(
+                        "{:>10}: {:.3e} candidate·dims/s ({:.2} s)",
+                        b.scorer, b.candidate_dims_per_second, b.seconds
+                    );
                 }
-                println!("speedup {:.2}× on {} threads; identical choices: {}", r.speedup, r.threads, r.identical_choices);
+                println!(
+                    "speedup {:.2}× on {} threads; identical choices: {}",
+                    r.speedup, r.threads, r.identical_choices
+                );
             }
             Ok(())
         }

@@ -1,8 +1,8 @@
 //! `diffc decode`.
 use crate::codec::diffc::DiffC;
-use crate::codec::{Codec, DecodeOptions, DecoderKind};
 use crate::codec::hfd::Hfd;
 use crate::codec::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse};
+use crate::codec::{Codec, DecodeOptions, DecoderKind};
 use crate::container::{CodecId, File};
 use crate::device::DeviceKind;
 use crate::image_io::save_png;
@@ -49,7 +49,11 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
             bail!("--steps must be in 1..=10000");
         }
     }
-    let opts = DecodeOptions { decoder: a.decoder, steps: a.steps, progress: !a.quiet };
+    let opts = DecodeOptions {
+        decoder: a.decoder,
+        steps: a.steps,
+        progress: !a.quiet,
+    };
     match f.codec {
         CodecId::DiffC => {}
         CodecId::HfdMse => {
@@ -72,7 +76,10 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         Some(m) => crate::denoiser::load(m, &dev)?,
         None => match crate::denoiser::find_by_fingerprint(f.model_fp, &dev) {
             Some(m) => m,
-            None => bail!("no known model has fingerprint {:04x} (the file's); pass --model", f.model_fp),
+            None => bail!(
+                "no known model has fingerprint {:04x} (the file's); pass --model",
+                f.model_fp
+            ),
         },
     };
     let mut codec = DiffC::new(model);

@@ -1,11 +1,11 @@
 //! `diffc encode`.
 use crate::channel::ChannelKind;
+use crate::codec::diffc::{DiffC, DiffcParams};
 use crate::codec::hfd::Hfd;
 use crate::codec::hfd_mse::{HfdMse, Quant};
 use crate::codec::{Codec, RateTarget};
-use crate::image_io::Image;
-use crate::codec::diffc::{DiffC, DiffcParams};
 use crate::device::DeviceKind;
+use crate::image_io::Image;
 use crate::image_io::{load, write_atomic};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
@@ -71,11 +71,20 @@ pub enum CodecChoice {
 }
 
 fn encode_hfd(a: &Args, img: &Image, target: RateTarget, dev: &candle_core::Device) -> Result<()> {
-    let mut mse = HfdMse::load(a.model.as_deref().unwrap_or(crate::codec::hfd_mse::DEFAULT_MSE_MODEL), dev)?;
+    let mut mse = HfdMse::load(
+        a.model
+            .as_deref()
+            .unwrap_or(crate::codec::hfd_mse::DEFAULT_MSE_MODEL),
+        dev,
+    )?;
     mse.seed = a.seed;
     mse.quant = a.quant;
     let bytes = if a.codec == CodecChoice::Hfd {
-        let refiner = crate::denoiser::checkpoint_path(a.refiner.as_deref().unwrap_or(crate::codec::hfd::DEFAULT_REFINER))?;
+        let refiner = crate::denoiser::checkpoint_path(
+            a.refiner
+                .as_deref()
+                .unwrap_or(crate::codec::hfd::DEFAULT_REFINER),
+        )?;
         let refiner = crate::denoiser::unet::UNetDenoiser::load(&refiner, dev)?;
         Hfd::new(mse, std::sync::Arc::new(refiner))?.encode(img, target)?
     } else {
@@ -84,7 +93,13 @@ fn encode_hfd(a: &Args, img: &Image, target: RateTarget, dev: &candle_core::Devi
     write_atomic(&a.output, &bytes)?;
     if !a.quiet {
         let px = img.shape.pixels() as f64;
-        eprintln!("{}×{}: {} bytes = {:.4} bpp", img.shape.w, img.shape.h, bytes.len(), bytes.len() as f64 * 8.0 / px);
+        eprintln!(
+            "{}×{}: {} bytes = {:.4} bpp",
+            img.shape.w,
+            img.shape.h,
+            bytes.len(),
+            bytes.len() as f64 * 8.0 / px
+        );
     }
     Ok(())
 }
@@ -92,9 +107,13 @@ fn encode_hfd(a: &Args, img: &Image, target: RateTarget, dev: &candle_core::Devi
 pub fn parse_stop(s: &str) -> Result<RateTarget> {
     let (k, v) = s.split_once(':').unwrap_or(("step", s));
     match k {
-        "step" => Ok(RateTarget::Step(v.parse().map_err(|_| anyhow::anyhow!("bad step '{v}'"))?)),
+        "step" => Ok(RateTarget::Step(
+            v.parse().map_err(|_| anyhow::anyhow!("bad step '{v}'"))?,
+        )),
         "logsnr" | "lambda" => {
-            let l: f64 = v.parse().map_err(|_| anyhow::anyhow!("bad log-SNR '{v}'"))?;
+            let l: f64 = v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("bad log-SNR '{v}'"))?;
             if !l.is_finite() {
                 bail!("bad log-SNR '{v}'");
             }
@@ -115,9 +134,15 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     if a.codec != CodecChoice::Diffc {
         return encode_hfd(&a, &img, target, &dev);
     }
-    let model = crate::denoiser::load(a.model.as_deref().unwrap_or(crate::denoiser::DEFAULT_MODEL), &dev)?;
+    let model = crate::denoiser::load(
+        a.model.as_deref().unwrap_or(crate::denoiser::DEFAULT_MODEL),
+        &dev,
+    )?;
     let mut codec = DiffC::new(model);
-    let mut p = DiffcParams { channel: a.channel, ..DiffcParams::for_shape(img.shape) };
+    let mut p = DiffcParams {
+        channel: a.channel,
+        ..DiffcParams::for_shape(img.shape)
+    };
     if let Some(s) = a.steps {
         if !(1..=4096).contains(&s) {
             bail!("--steps must be in 1..=4096");

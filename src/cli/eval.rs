@@ -43,7 +43,11 @@ pub struct RunArgs {
     pub data: Option<PathBuf>,
     /// Comma-separated codec names: diffc-f, diffc-a, hfd-mse, hfd, hfd-a, jpeg, webp, avif, jxl;
     /// `diffc-f@MODEL` / `diffc-a@MODEL` pick the denoiser per codec (to compare models in one run).
-    #[arg(long, value_delimiter = ',', default_value = "diffc-f,diffc-a,jpeg,webp,avif,jxl")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "diffc-f,diffc-a,jpeg,webp,avif,jxl"
+    )]
     pub codecs: Vec<String>,
     /// Comma-separated target rates in bits per pixel.
     #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2,0.4")]
@@ -84,7 +88,9 @@ pub struct RunArgs {
 
 /// The dev24 256×256 crops (built by eval/data/fetch_data.py).
 pub fn default_data() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/diffc/dev24/crop256")
 }
 
@@ -92,15 +98,26 @@ pub fn default_data() -> PathBuf {
 pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(EvalCommand::Merge(m)) = args.command {
         eval::merge(&m.out, &m.shards)?;
-        eprintln!("merged {} shard(s) into {}", m.shards.len(), m.out.display());
+        eprintln!(
+            "merged {} shard(s) into {}",
+            m.shards.len(),
+            m.out.display()
+        );
         return Ok(());
     }
     let a = args.run;
-    let Some(out) = a.out else { bail!("diffc eval needs --out DIR") };
+    let Some(out) = a.out else {
+        bail!("diffc eval needs --out DIR")
+    };
     let shard = a.shard.as_deref().map(eval::parse_shard).transpose()?;
     let cfg = EvalConfig {
         data: a.data.unwrap_or_else(default_data),
-        codecs: a.codecs.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        codecs: a
+            .codecs
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         bpp: a.bpp,
         out: out.clone(),
         shard,
@@ -114,6 +131,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         progress: !a.quiet,
     };
     eval::run(&cfg)?;
-    eprintln!("wrote {}/{{results.csv,summary.json,report.md,*.svg}}", out.display());
+    eprintln!(
+        "wrote {}/{{results.csv,summary.json,report.md,*.svg}}",
+        out.display()
+    );
     Ok(())
 }

@@ -37,7 +37,11 @@ pub enum Cmd {
     /// The variational bound (bits/dim) of 8-bit images under each model, the trainer's estimator.
     Vlb {
         /// Comma-separated model names.
-        #[arg(long, value_delimiter = ',', default_value = "gauss-spectrum,photo-unet-s,photo-unet-s-wiener")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "gauss-spectrum,photo-unet-s,photo-unet-s-wiener"
+        )]
         models: Vec<String>,
         /// Images [default: ~/.cache/diffc/dev24/crop256].
         #[arg(long)]
@@ -74,6 +78,13 @@ pub enum Cmd {
         /// Use at most this many photos (sorted by name).
         #[arg(long, default_value_t = 24)]
         limit: usize,
+        /// Upper edges (cycles/pixel) of radial frequency bands with their own weights, e.g.
+        /// 0.0078125,0.015625,0.03125,0.0625,0.125,0.25 (none: one weight per log-SNR).
+        #[arg(long, value_delimiter = ',')]
+        bands: Vec<f64>,
+        /// Round the tiles to the 8-bit grid, as real photos are.
+        #[arg(long)]
+        quantize: bool,
         #[arg(short, long)]
         quiet: bool,
     },
@@ -85,13 +96,28 @@ fn load_photos(dir: &std::path::Path, limit: usize) -> Result<Vec<crate::image_i
     if paths.is_empty() {
         bail!("no PNG/JPEG images in {}", dir.display());
     }
-    Ok(paths.iter().take(limit).filter_map(|p| crate::image_io::load(p).ok()).collect())
+    Ok(paths
+        .iter()
+        .take(limit)
+        .filter_map(|p| crate::image_io::load(p).ok())
+        .collect())
 }
 
 pub fn run(c: Cmd) -> Result<()> {
     match c {
-        Cmd::Gaussian { out, quick, files, chunk_kl, padding, quiet } => {
-            let mut cfg = if quick { gaussian::Config::quick() } else { gaussian::Config::full() };
+        Cmd::Gaussian {
+            out,
+            quick,
+            files,
+            chunk_kl,
+            padding,
+            quiet,
+        } => {
+            let mut cfg = if quick {
+                gaussian::Config::quick()
+            } else {
+                gaussian::Config::full()
+            };
             if let Some(f) = files {
                 ensure!(f > 0, "--files must be positive");
                 cfg.files = f;
@@ -107,12 +133,24 @@ pub fn run(c: Cmd) -> Result<()> {
             }
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let r = gaussian::run(&cfg, !quiet)?;
-            crate::image_io::write_atomic(&out.join("gaussian.json"), serde_json::to_string_pretty(&r)?.as_bytes())?;
+            crate::image_io::write_atomic(
+                &out.join("gaussian.json"),
+                serde_json::to_string_pretty(&r)?.as_bytes(),
+            )?;
             gaussian::plot(&r, &out.join("gaussian.svg"))?;
-            eprintln!("wrote {} and gaussian.svg ({:.0} s)", out.join("gaussian.json").display(), r.seconds);
+            eprintln!(
+                "wrote {} and gaussian.svg ({:.0} s)",
+                out.join("gaussian.json").display(),
+                r.seconds
+            );
             Ok(())
         }
-        Cmd::FitSpectrum { data, out, tile, down } => {
+        Cmd::FitSpectrum {
+            data,
+            out,
+            tile,
+            down,
+        } => {
             let imgs = load_photos(&data, usize::MAX)?;
             let p = spectrum_fit::fit(&imgs, tile, down)?;
             let card = serde_json::json!({
@@ -126,7 +164,14 @@ pub fn run(c: Cmd) -> Result<()> {
             eprintln!("fitted on {} images → {}", imgs.len(), out.display());
             Ok(())
         }
-        Cmd::Vlb { models, data, k, lmin, lmax, out } => {
+        Cmd::Vlb {
+            models,
+            data,
+            k,
+            lmin,
+            lmax,
+            out,
+        } => {
             let dir = data.unwrap_or_else(crate::cli::eval::default_data);
             let imgs = load_photos(&dir, usize::MAX)?;
             let dev = candle_core::Device::Cpu;
@@ -137,7 +182,12 @@ pub fn run(c: Cmd) -> Result<()> {
                 let v = crate::experiment::vlb::vlb(&*model, &imgs, lmin, lmax, k, 0)?;
                 println!(
                     "{m}: {:.4} bits/dim (diffusion {:.4}, prior {:.4}, recon {:.4}; {} images, K = {k}, {:.0} s)",
-                    v.bpd, v.diffusion_bpd, v.prior_bpd, v.recon_bpd, v.images, t.elapsed().as_secs_f64()
+                    v.bpd,
+                    v.diffusion_bpd,
+                    v.prior_bpd,
+                    v.recon_bpd,
+                    v.images,
+                    t.elapsed().as_secs_f64()
                 );
                 rows.insert(m.clone(), serde_json::to_value(&v)?);
             }
@@ -146,34 +196,80 @@ pub fn run(c: Cmd) -> Result<()> {
                     "data": dir.display().to_string(), "lmin": lmin, "lmax": lmax, "k": k, "models": rows,
                     "png_bpd_note": "compare with the PNG bits/dim of the same images in the model cards",
                 });
-                crate::image_io::write_atomic(&out, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+                crate::image_io::write_atomic(
+                    &out,
+                    serde_json::to_string_pretty(&doc)?.as_bytes(),
+                )?;
             }
             Ok(())
         }
-        Cmd::FitBlend { name, base, prior, data, out, tile, down, limit, quiet } => {
+        Cmd::FitBlend {
+            name,
+            base,
+            prior,
+            data,
+            out,
+            tile,
+            down,
+            limit,
+            bands,
+            quantize,
+            quiet,
+        } => {
             use crate::denoiser::blend;
             use crate::image_io::{Image, Shape};
             let photos = load_photos(&data, limit)?;
             let tiles: Vec<Image> = photos
                 .iter()
                 .filter_map(|p| spectrum_fit::centre_tile(p, tile, down))
-                .map(|t| Image { shape: Shape::new(3, tile, tile), data: t.into_iter().map(|v| v as f32).collect() })
+                .map(|t| {
+                    let mut im = Image {
+                        shape: Shape::new(3, tile, tile),
+                        data: t.into_iter().map(|v| v as f32).collect(),
+                    };
+                    if quantize {
+                        im.quantize_u8();
+                    }
+                    im
+                })
                 .collect();
             if tiles.is_empty() {
-                bail!("no photo in {} is large enough for a {tile}×{tile} tile after {down}× downsampling", data.display());
+                bail!(
+                    "no photo in {} is large enough for a {tile}×{tile} tile after {down}× downsampling",
+                    data.display()
+                );
             }
             let dev = candle_core::Device::Cpu;
-            let (b, p) = (crate::denoiser::load(&base, &dev)?, crate::denoiser::load(&prior, &dev)?);
+            let (b, p) = (
+                crate::denoiser::load(&base, &dev)?,
+                crate::denoiser::load(&prior, &dev)?,
+            );
             let knots: Vec<f64> = (-10..=14).map(|l| l as f64).collect();
-            let (weight, mse) = blend::fit(&*b, &*p, &tiles, &knots, !quiet)?;
-            let params = blend::BlendParams { base: base.clone(), prior: prior.clone(), logsnr: knots.clone(), weight };
+            let (weight, mse) = blend::fit(&*b, &*p, &tiles, &knots, &bands, !quiet)?;
+            let params = blend::BlendParams {
+                base: base.clone(),
+                prior: prior.clone(),
+                logsnr: knots.clone(),
+                bands: bands.clone(),
+                weight,
+            };
             params.check()?;
             let card = serde_json::json!({
                 "name": name,
                 "kind": "blend",
-                "description": format!("x̂ = x̂_{base} + w(λ)·(x̂_{prior} − x̂_{base}), w fitted per log-SNR by least squares"),
-                "fitted_on": format!("{} tiles: the centre {tile}x{tile} crop of the first {} photos of {} after {down}x box downsampling", tiles.len(), photos.len(), data.display()),
-                "command": format!("diffc experiment fit-blend --name {name} --base {base} --prior {prior} --data {} --out {} --tile {tile} --down {down} --limit {limit}", data.display(), out.display()),
+                "description": if bands.is_empty() {
+                    format!("x̂ = x̂_{base} + w(λ)·(x̂_{prior} − x̂_{base}), w fitted per log-SNR by least squares")
+                } else {
+                    format!("x̂ = x̂_{base} + W_λ(x̂_{prior} − x̂_{base}), W_λ a weight per radial DCT frequency band, fitted per log-SNR and band by least squares")
+                },
+                "fitted_on": format!("{} tiles: the centre {tile}x{tile} crop of the first {} photos of {} after {down}x box downsampling{}", tiles.len(), photos.len(), data.display(), if quantize { ", rounded to 8 bits" } else { "" }),
+                "command": format!(
+                    "diffc experiment fit-blend --name {name} --base {base} --prior {prior} --data {} --out {} --tile {tile} --down {down} --limit {limit}{}{}",
+                    data.display(),
+                    out.display(),
+                    if bands.is_empty() { String::new() } else { format!(" --bands {}", bands.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",")) },
+                    if quantize { " --quantize" } else { "" }
+                ),
                 "fit_mse_per_knot": knots.iter().zip(&mse).map(|(l, m)| serde_json::json!({"logsnr": l, "base": m[0], "prior": m[1], "blend": m[2]})).collect::<Vec<_>>(),
                 "params": params,
             });

@@ -23,11 +23,14 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         }
         return Ok(());
     }
-    let Some(input) = a.input else { anyhow::bail!("give a .dfc file (or --models)") };
+    let Some(input) = a.input else {
+        anyhow::bail!("give a .dfc file (or --models)")
+    };
     let bytes = super::read_input(&input)?;
     let f = File::from_bytes(&bytes)?;
     let dev = device.open()?;
-    let model = crate::denoiser::find_by_fingerprint(f.model_fp, &dev).map(|m| m.name().to_string());
+    let model =
+        crate::denoiser::find_by_fingerprint(f.model_fp, &dev).map(|m| m.name().to_string());
     let mut v = serde_json::json!({
         "codec": f.codec.name(),
         "format_version": crate::container::VERSION,
@@ -47,7 +50,8 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         let fr = crate::codec::diffc::FRACTIONS as u64;
         let stop = (head / 3 / fr) as usize;
         let frac = head / 3 % fr;
-        v["channel"] = serde_json::to_value(crate::channel::ChannelKind::from_u8((head % 3) as u8)?)?;
+        v["channel"] =
+            serde_json::to_value(crate::channel::ChannelKind::from_u8((head % 3) as u8)?)?;
         v["stop_step"] = (stop as f64 + frac as f64 / fr as f64).into();
         v["payload_bytes"] = c.rest().len().into();
     }
@@ -63,7 +67,8 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         }
         .into();
         if f.codec == CodecId::Hfd {
-            v["refiner_fingerprint"] = format!("{:04x}", u16::from_le_bytes([c.u8()?, c.u8()?])).into();
+            v["refiner_fingerprint"] =
+                format!("{:04x}", u16::from_le_bytes([c.u8()?, c.u8()?])).into();
         }
         v["payload_bytes"] = c.rest().len().into();
     }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "diffc", version, about = "Diffusion-based realism image codec (DiffC, HFD)")]
+#[command(
+    name = "diffc",
+    version,
+    about = "Diffusion-based realism image codec (DiffC, HFD)"
+)]
 struct Cli {
     /// Where networks run (shared randomness never depends on it).
     #[arg(long, global = true, value_enum, default_value = "cpu")]
@@ -64,7 +68,9 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     if path.as_os_str() == "-" {
         let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading stdin")?;
         Ok(b)
     } else {
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))

@@ -34,10 +34,17 @@ impl Default for DiffcParams {
     /// The defaults implied by format version 1.
     fn default() -> Self {
         DiffcParams {
-            schedule: Schedule::LinearLogSnr { lmin: -10.0, lmax: 14.0 },
+            schedule: Schedule::LinearLogSnr {
+                lmin: -10.0,
+                lmax: 14.0,
+            },
             steps: 24,
             channel: ChannelKind::Mixed,
-            pfr: PfrParams { chunk_kl: 6.0, padding: 6, max_log2k: 20 },
+            pfr: PfrParams {
+                chunk_kl: 6.0,
+                padding: 6,
+                max_log2k: 20,
+            },
             mixed_threshold: 0.05,
         }
     }
@@ -103,10 +110,25 @@ impl DiffcParams {
         if !(lmin < lmax) || !(-40.0..=40.0).contains(&lmin) || !(-40.0..=40.0).contains(&lmax) {
             bail!("invalid schedule in file");
         }
-        if steps == 0 || steps > 4096 || chunk_kl <= 0.0 || padding > 16 || !(1..=24).contains(&max_log2k) {
+        if steps == 0
+            || steps > 4096
+            || chunk_kl <= 0.0
+            || padding > 16
+            || !(1..=24).contains(&max_log2k)
+        {
             bail!("invalid DiffC parameters in file");
         }
-        Ok(DiffcParams { schedule, steps, channel, pfr: PfrParams { chunk_kl, padding, max_log2k }, mixed_threshold })
+        Ok(DiffcParams {
+            schedule,
+            steps,
+            channel,
+            pfr: PfrParams {
+                chunk_kl,
+                padding,
+                max_log2k,
+            },
+            mixed_threshold,
+        })
     }
 
     /// Rounds parameters to what the file can carry, so encoder and decoder agree.
@@ -117,7 +139,9 @@ impl DiffcParams {
     /// Which channel carries a step with `kl_bits` over `dims` dimensions.
     fn step_channel(&self, kl_bits: f64, dims: usize) -> ChannelKind {
         match self.channel {
-            ChannelKind::Mixed if kl_bits / (dims as f64) < self.mixed_threshold => ChannelKind::Pfr,
+            ChannelKind::Mixed if kl_bits / (dims as f64) < self.mixed_threshold => {
+                ChannelKind::Pfr
+            }
             ChannelKind::Mixed => ChannelKind::Uq,
             k => k,
         }
@@ -189,16 +213,35 @@ impl DiffC {
     }
 
     fn pfr(&self, params: &DiffcParams) -> Pfr {
-        Pfr { params: params.pfr, scorer: self.scorer, diagnose: self.diagnose, stats: self.pfr_stats.clone() }
+        Pfr {
+            params: params.pfr,
+            scorer: self.scorer,
+            diagnose: self.diagnose,
+            stats: self.pfr_stats.clone(),
+        }
     }
 
     /// The file for `stop` full steps plus `frac`/FRACTIONS of the next one.
-    fn file(&self, shape: Shape, params: &DiffcParams, stop: usize, frac: u32, codes: &[u8], payload: &[u8]) -> File {
+    fn file(
+        &self,
+        shape: Shape,
+        params: &DiffcParams,
+        stop: usize,
+        frac: u32,
+        codes: &[u8],
+        payload: &[u8],
+    ) -> File {
         let mut body = Vec::with_capacity(payload.len() + codes.len() + 2);
         let _ = codes;
-        put_varint(&mut body, ((stop as u64 * FRACTIONS as u64) + frac as u64) * 3 + params.channel.to_u8() as u64);
+        put_varint(
+            &mut body,
+            ((stop as u64 * FRACTIONS as u64) + frac as u64) * 3 + params.channel.to_u8() as u64,
+        );
         body.extend_from_slice(payload);
-        let defaults = DiffcParams { channel: params.channel, ..DiffcParams::for_shape(shape) };
+        let defaults = DiffcParams {
+            channel: params.channel,
+            ..DiffcParams::for_shape(shape)
+        };
         File {
             codec: CodecId::DiffC,
             model_fp: self.model.fingerprint() as u16,
@@ -213,13 +256,23 @@ impl DiffC {
 
     /// Encodes, returning the records of every communicated step; the last record's file
     /// is the output. `trace_z` keeps each step's latent.
-    pub fn encode_trace(&self, img: &Image, target: RateTarget, trace_z: bool) -> Result<Vec<StepRecord>> {
+    pub fn encode_trace(
+        &self,
+        img: &Image,
+        target: RateTarget,
+        trace_z: bool,
+    ) -> Result<Vec<StepRecord>> {
         let budgets = match target {
             RateTarget::Bpp(b) => vec![bpp_budget_bytes(b, img.shape)?],
             _ => vec![],
         };
         let (mut records, cuts, _) = self.trajectory(img, target, &budgets, trace_z)?;
-        if let Some(Some(Cut { record, partial: true, .. })) = cuts.into_iter().next() {
+        if let Some(Some(Cut {
+            record,
+            partial: true,
+            ..
+        })) = cuts.into_iter().next()
+        {
             records.push(record);
         }
         Ok(records)
@@ -230,14 +283,28 @@ impl DiffC {
     /// cut at the first step whose file would overflow it, by bisecting for the largest fraction
     /// of that step that fits. Returns the full steps' records, per budget its cut (None: the
     /// budget held the whole trajectory), and the seconds of the full steps alone.
-    fn trajectory(&self, img: &Image, stop: RateTarget, budgets: &[usize], trace_z: bool) -> Result<(Vec<StepRecord>, Vec<Option<Cut>>, f64)> {
+    fn trajectory(
+        &self,
+        img: &Image,
+        stop: RateTarget,
+        budgets: &[usize],
+        trace_z: bool,
+    ) -> Result<(Vec<StepRecord>, Vec<Option<Cut>>, f64)> {
         let t0 = std::time::Instant::now();
         let shape = img.shape;
         if shape.c != 3 {
             bail!("DiffC codes 3-channel images");
         }
-        let params = if self.shape_defaults && self.params == (DiffcParams { channel: self.params.channel, ..DiffcParams::default() }) {
-            DiffcParams { channel: self.params.channel, ..DiffcParams::for_shape(shape) }
+        let params = if self.shape_defaults
+            && self.params
+                == (DiffcParams {
+                    channel: self.params.channel,
+                    ..DiffcParams::default()
+                }) {
+            DiffcParams {
+                channel: self.params.channel,
+                ..DiffcParams::for_shape(shape)
+            }
         } else {
             self.params.canonical()
         };
@@ -250,10 +317,21 @@ impl DiffC {
         let empty = self.file(shape, &params, 0, 0, &codes, &[]).to_bytes();
         for &b in budgets {
             if empty.len() > b {
-                bail!("a {}-byte budget cannot hold even the {}-byte header; raise --bpp", b, empty.len());
+                bail!(
+                    "a {}-byte budget cannot hold even the {}-byte header; raise --bpp",
+                    b,
+                    empty.len()
+                );
             }
         }
-        let mut records = vec![StepRecord { step: 0, logsnr: grid[0], kl_bits: 0.0, channel: None, file: empty, z: trace_z.then(|| z.clone()) }];
+        let mut records = vec![StepRecord {
+            step: 0,
+            logsnr: grid[0],
+            kl_bits: 0.0,
+            channel: None,
+            file: empty,
+            z: trace_z.then(|| z.clone()),
+        }];
         let mut cuts: Vec<Option<Cut>> = vec![None; budgets.len()];
         let mut open: Vec<usize> = (0..budgets.len()).collect();
         // Seconds spent bisecting for budgets (each lone encode pays only its own).
@@ -262,12 +340,27 @@ impl DiffC {
         let bar = progress_bar(self.progress, params.steps, "encode");
         // One step λ_t → λ_s under step index i, appended to a copy of the writer.
         let code_table = step_code_table();
-        let step = |z: &[f32], i: usize, lt: f64, ls: f64, prev: u8, w: &mut Writer| -> Result<(Vec<f32>, u8, f64, Option<ChannelKind>)> {
+        let step = |z: &[f32],
+                    i: usize,
+                    lt: f64,
+                    ls: f64,
+                    prev: u8,
+                    w: &mut Writer|
+         -> Result<(Vec<f32>, u8, f64, Option<ChannelKind>)> {
             let (mu_p, _, c) = reverse_mean(&*self.model, z, shape, lt, ls)?;
-            let mu_q: Vec<f32> = z.iter().zip(&img.data).map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32).collect();
+            let mu_q: Vec<f32> = z
+                .iter()
+                .zip(&img.data)
+                .map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32)
+                .collect();
             let (_, kl) = offsets_and_kl(&mu_p, &mu_q, c.std());
             let code = if kl < FREE_STEP_KL { 0 } else { kl_to_code(kl) };
-            let ctx = StepCtx { seed: self.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
+            let ctx = StepCtx {
+                seed: self.seed,
+                step: i as u32,
+                sigma: c.std(),
+                kl_bits: code_to_kl(code),
+            };
             w.symbol((code as i32 - prev as i32 + 255) as usize, &code_table)?;
             if code == 0 {
                 return Ok((free_step(&ctx, &mu_p), 0, kl, None));
@@ -293,7 +386,9 @@ impl DiffC {
             let prev = codes.last().copied().unwrap_or(0);
             let (znew, code, kl, used) = step(&z, i, lt, ls, prev, &mut w2)?;
             codes.push(code);
-            let file = self.file(shape, &params, i + 1, 0, &codes, &w2.clone().finish()).to_bytes();
+            let file = self
+                .file(shape, &params, i + 1, 0, &codes, &w2.clone().finish())
+                .to_bytes();
             let shared_s = t0.elapsed().as_secs_f64() - bisecting;
             codes.pop();
             // Budgets this full step overflows: bisect for the largest fraction of it that fits.
@@ -310,21 +405,38 @@ impl DiffC {
                     let mut w3 = w.clone();
                     let (zf, code, kl, used) = step(&z, i, lt, lf, prev, &mut w3)?;
                     codes.push(code);
-                    let file = self.file(shape, &params, i, f, &codes, &w3.finish()).to_bytes();
+                    let file = self
+                        .file(shape, &params, i, f, &codes, &w3.finish())
+                        .to_bytes();
                     codes.pop();
                     if file.len() > b {
                         hi = f;
                     } else {
                         lo = f;
-                        best = Some(StepRecord { step: i + 1, logsnr: lf, kl_bits: kl, channel: used, file, z: trace_z.then(|| zf) });
+                        best = Some(StepRecord {
+                            step: i + 1,
+                            logsnr: lf,
+                            kl_bits: kl,
+                            channel: used,
+                            file,
+                            z: trace_z.then(|| zf),
+                        });
                     }
                 }
                 let own = t1.elapsed().as_secs_f64();
                 bisecting += own;
                 let seconds = shared_s + own;
                 cuts[k] = Some(match best {
-                    Some(record) => Cut { record, partial: true, seconds },
-                    None => Cut { record: records.last().unwrap().clone(), partial: false, seconds },
+                    Some(record) => Cut {
+                        record,
+                        partial: true,
+                        seconds,
+                    },
+                    None => Cut {
+                        record: records.last().unwrap().clone(),
+                        partial: false,
+                        seconds,
+                    },
                 });
                 open.retain(|&o| o != k);
             }
@@ -334,7 +446,14 @@ impl DiffC {
             codes.push(code);
             w = w2;
             z = znew;
-            records.push(StepRecord { step: i + 1, logsnr: ls, kl_bits: kl, channel: used, file, z: trace_z.then(|| z.clone()) });
+            records.push(StepRecord {
+                step: i + 1,
+                logsnr: ls,
+                kl_bits: kl,
+                channel: used,
+                file,
+                z: trace_z.then(|| z.clone()),
+            });
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -367,10 +486,16 @@ impl DiffC {
         let frac = (head / 3 % FRACTIONS as u64) as u32;
         let params = match &f.params {
             Some(p) => DiffcParams::from_bytes(p, channel)?,
-            None => DiffcParams { channel, ..DiffcParams::for_shape(shape) },
+            None => DiffcParams {
+                channel,
+                ..DiffcParams::for_shape(shape)
+            },
         };
         if stop > params.steps || (stop == params.steps && frac > 0) {
-            bail!("corrupt file: stopping step {stop} beyond the {}-step schedule", params.steps);
+            bail!(
+                "corrupt file: stopping step {stop} beyond the {}-step schedule",
+                params.steps
+            );
         }
         let n_steps = stop + (frac > 0) as usize;
         let mut r = Reader::new(cur.rest())?;
@@ -384,15 +509,24 @@ impl DiffC {
         let d = shape.len();
         let mut z = vec![0f32; d];
         Stream::new(f.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
-        let me = DiffC { seed: f.seed, ..self.shallow() };
+        let me = DiffC {
+            seed: f.seed,
+            ..self.shallow()
+        };
         let pfr = me.pfr(&params);
         let bar = progress_bar(self.progress, n_steps, "latent");
         let mut code = 0u8;
         for i in 0..n_steps {
             let delta = r.symbol(&code_table)? as i32 - 255;
-            code = u8::try_from(code as i32 + delta).map_err(|_| anyhow::anyhow!("corrupt payload: bad step KL code"))?;
+            code = u8::try_from(code as i32 + delta)
+                .map_err(|_| anyhow::anyhow!("corrupt payload: bad step KL code"))?;
             let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
-            let ctx = StepCtx { seed: f.seed, step: i as u32, sigma: c.std(), kl_bits: code_to_kl(code) };
+            let ctx = StepCtx {
+                seed: f.seed,
+                step: i as u32,
+                sigma: c.std(),
+                kl_bits: code_to_kl(code),
+            };
             z = if code == 0 {
                 free_step(&ctx, &mu_p)
             } else {
@@ -422,21 +556,34 @@ impl DiffC {
     }
 
     /// Denoises a latent at log-SNR `l` to an image with the chosen decoder.
-    pub fn reconstruct(&self, z: &[f32], l: f64, shape: Shape, opts: &DecodeOptions, seed: u64) -> Result<Vec<f32>> {
+    pub fn reconstruct(
+        &self,
+        z: &[f32],
+        l: f64,
+        shape: Shape,
+        opts: &DecodeOptions,
+        seed: u64,
+    ) -> Result<Vec<f32>> {
         let steps = opts.steps.unwrap_or(DEFAULT_DECODE_STEPS).max(1);
         let lmax = DECODE_LMAX.max(l);
         if l >= lmax - 1e-9 {
             return self.model.predict_x(z, shape, l);
         }
         let grid = logsnr_grid(l, lmax, steps);
-        let bar = progress_bar(opts.progress, steps, match opts.decoder {
-            DecoderKind::Sde => "decode (SDE)",
-            DecoderKind::Ode => "decode (ODE)",
-        });
+        let bar = progress_bar(
+            opts.progress,
+            steps,
+            match opts.decoder {
+                DecoderKind::Sde => "decode (SDE)",
+                DecoderKind::Ode => "decode (ODE)",
+            },
+        );
         let mut tick = || bar.inc(1);
         let x = match opts.decoder {
             DecoderKind::Sde => sample_sde(&*self.model, z, shape, &grid, seed, &mut tick)?,
-            DecoderKind::Ode => sample_ode(&*self.model, z, shape, &grid, self.ode_solver, &mut tick)?,
+            DecoderKind::Ode => {
+                sample_ode(&*self.model, z, shape, &grid, self.ode_solver, &mut tick)?
+            }
         };
         bar.finish_and_clear();
         Ok(x)
@@ -450,11 +597,15 @@ fn bpp_budget_bytes(bpp: f64, shape: Shape) -> Result<usize> {
     if !(bpp > 0.0 && bpp.is_finite()) {
         bail!("--bpp must be positive, got {bpp}");
     }
-    Ok((bpp * shape.pixels() as f64 / 8.0).floor().min(usize::MAX as f64 / 2.0) as usize)
+    Ok((bpp * shape.pixels() as f64 / 8.0)
+        .floor()
+        .min(usize::MAX as f64 / 2.0) as usize)
 }
 
 fn step_code_table() -> crate::entropy::Table {
-    let w: Vec<f64> = (-255i32..=255).map(|d| libm::exp(-(d.abs() as f64) / 3.0) + 1e-7).collect();
+    let w: Vec<f64> = (-255i32..=255)
+        .map(|d| libm::exp(-(d.abs() as f64) / 3.0) + 1e-7)
+        .collect();
     crate::entropy::Table::from_weights(&w)
 }
 
@@ -462,7 +613,10 @@ fn step_code_table() -> crate::entropy::Table {
 fn free_step(ctx: &StepCtx, mu_p: &[f32]) -> Vec<f32> {
     let mut e = vec![0f32; mu_p.len()];
     Stream::new(ctx.seed, Purpose::FreeStep, ctx.step, 0, 0).fill_normal(&mut e);
-    mu_p.iter().zip(&e).map(|(&m, &e)| (m as f64 + ctx.sigma * e as f64) as f32).collect()
+    mu_p.iter()
+        .zip(&e)
+        .map(|(&m, &e)| (m as f64 + ctx.sigma * e as f64) as f32)
+        .collect()
 }
 
 /// A progress bar on stderr, or a hidden one.
@@ -470,11 +624,16 @@ pub fn progress_bar(show: bool, len: usize, msg: &'static str) -> indicatif::Pro
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let pb = indicatif::ProgressBar::with_draw_target(Some(len as u64), indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(len as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} {elapsed_precise}")
-            .unwrap()
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:>14} [{bar:30}] {pos}/{len} {elapsed_precise}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
     );
     pb.set_message(msg);
     pb
@@ -494,13 +653,19 @@ impl Codec for DiffC {
     /// shared because a step's sample does not depend on the budget, so the encoder pays for the
     /// highest target's steps once instead of for every target.
     fn encode_targets(&self, img: &Image, targets: &[f64]) -> Result<Vec<(Vec<u8>, f64)>> {
-        let budgets = targets.iter().map(|&b| bpp_budget_bytes(b, img.shape)).collect::<Result<Vec<_>>>()?;
-        let (records, cuts, seconds) = self.trajectory(img, RateTarget::Bpp(f64::INFINITY), &budgets, false)?;
+        let budgets = targets
+            .iter()
+            .map(|&b| bpp_budget_bytes(b, img.shape))
+            .collect::<Result<Vec<_>>>()?;
+        let (records, cuts, seconds) =
+            self.trajectory(img, RateTarget::Bpp(f64::INFINITY), &budgets, false)?;
         let last = &records.last().context("no steps")?.file;
         Ok(cuts
             .into_iter()
             .map(|c| match c {
-                Some(Cut { record, seconds, .. }) => (record.file, seconds),
+                Some(Cut {
+                    record, seconds, ..
+                }) => (record.file, seconds),
                 None => (last.clone(), seconds),
             })
             .collect())
@@ -508,7 +673,10 @@ impl Codec for DiffC {
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         let (z, l, shape, _) = self.decode_latent(bytes)?;
         let seed = File::from_bytes(bytes)?.seed;
-        let me = DiffC { progress: opts.progress, ..self.shallow() };
+        let me = DiffC {
+            progress: opts.progress,
+            ..self.shallow()
+        };
         let x = me.reconstruct(&z, l, shape, opts, seed)?;
         let mut img = Image { shape, data: x };
         for v in &mut img.data {

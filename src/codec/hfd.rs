@@ -14,8 +14,8 @@ use super::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse, rate_of_code};
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::codec::diffc::progress_bar;
 use crate::container::CodecId;
-use crate::denoiser::param::alpha_sigma;
 use crate::denoiser::Denoiser;
+use crate::denoiser::param::alpha_sigma;
 use crate::denoiser::tiled::{OVERLAP, TILE, crop, predict_tiled};
 use crate::denoiser::unet::UNetDenoiser;
 use crate::image_io::{Image, Shape};
@@ -45,7 +45,8 @@ impl Denoiser for Refiner<'_> {
             if ts == self.shape {
                 return self.base.predict_x_cond(zt, self.cond, ts, logsnr);
             }
-            self.base.predict_x_cond(zt, &crop(self.cond, self.shape, ts, y0, x0), ts, logsnr)
+            self.base
+                .predict_x_cond(zt, &crop(self.cond, self.shape, ts, y0, x0), ts, logsnr)
         })
     }
 }
@@ -54,8 +55,15 @@ impl Denoiser for Refiner<'_> {
 pub const DEFAULT_REFINER: &str = "hfd-refiner";
 /// (rate r, λ_start = ln(1/e(r))) with e(r) = 4·10^(−PSNR/10) of X̂_MSE on dev24 crops
 /// (`checkpoints/hfd-mse.json`: r = 0…4 on 24 crops; r = −2.5, −1 on 6 crops); linear between.
-pub const START_LOGSNR: [(f64, f64); 7] =
-    [(-2.5, 2.9), (-1.0, 3.7), (0.0, 4.5), (1.0, 5.0), (2.0, 5.4), (3.0, 5.8), (4.0, 6.0)];
+pub const START_LOGSNR: [(f64, f64); 7] = [
+    (-2.5, 2.9),
+    (-1.0, 3.7),
+    (0.0, 4.5),
+    (1.0, 5.0),
+    (2.0, 5.4),
+    (3.0, 5.8),
+    (4.0, 6.0),
+];
 
 /// The default starting log-SNR for rate `r` (piecewise linear in [`START_LOGSNR`]).
 pub fn start_logsnr_for(r: f64) -> f64 {
@@ -86,9 +94,17 @@ pub struct Hfd {
 impl Hfd {
     pub fn new(mse: HfdMse, refiner: Arc<UNetDenoiser>) -> Result<Self> {
         if refiner.net().config().cond_channels != 3 {
-            bail!("model '{}' is not a conditional refiner (it takes no X̂_MSE)", refiner.name());
+            bail!(
+                "model '{}' is not a conditional refiner (it takes no X̂_MSE)",
+                refiner.name()
+            );
         }
-        Ok(Hfd { mse, refiner, ode_solver: OdeSolver::default(), start_logsnr: None })
+        Ok(Hfd {
+            mse,
+            refiner,
+            ode_solver: OdeSolver::default(),
+            start_logsnr: None,
+        })
     }
 
     /// Loads the MSE codec and the refiner by name (defaults when `None`).
@@ -103,24 +119,47 @@ impl Hfd {
     }
 
     /// Samples X̂ ~ p(x | X̂_MSE = `xmse`) with the shared seed `seed`, for a file at rate `rate`.
-    pub fn refine(&self, xmse: &Image, rate: f64, seed: u64, opts: &DecodeOptions) -> Result<Image> {
+    pub fn refine(
+        &self,
+        xmse: &Image,
+        rate: f64,
+        seed: u64,
+        opts: &DecodeOptions,
+    ) -> Result<Image> {
         let cfg = self.refiner.net().config();
         let steps = opts.steps.unwrap_or(DEFAULT_REFINE_STEPS).max(1);
-        let start = self.start_logsnr.unwrap_or_else(|| start_logsnr_for(rate)).clamp(cfg.logsnr_min, cfg.logsnr_max);
+        let start = self
+            .start_logsnr
+            .unwrap_or_else(|| start_logsnr_for(rate))
+            .clamp(cfg.logsnr_min, cfg.logsnr_max);
         let grid = logsnr_grid(start, cfg.logsnr_max, steps);
         let (a, s) = alpha_sigma(start);
         let mut eps = vec![0f32; xmse.data.len()];
         Stream::new(seed, Purpose::HfdInit, 0, 0, 0).fill_normal(&mut eps);
-        let z: Vec<f32> = xmse.data.iter().zip(&eps).map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32).collect();
-        let model = Refiner { base: &self.refiner, cond: &xmse.data, shape: xmse.shape };
+        let z: Vec<f32> = xmse
+            .data
+            .iter()
+            .zip(&eps)
+            .map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32)
+            .collect();
+        let model = Refiner {
+            base: &self.refiner,
+            cond: &xmse.data,
+            shape: xmse.shape,
+        };
         let bar = progress_bar(opts.progress, steps, "refine");
         let mut tick = || bar.inc(1);
         let x = match opts.decoder {
             DecoderKind::Sde => sample_sde(&model, &z, xmse.shape, &grid, seed, &mut tick)?,
-            DecoderKind::Ode => sample_ode(&model, &z, xmse.shape, &grid, self.ode_solver, &mut tick)?,
+            DecoderKind::Ode => {
+                sample_ode(&model, &z, xmse.shape, &grid, self.ode_solver, &mut tick)?
+            }
         };
         bar.finish_and_clear();
-        Ok(Image { shape: xmse.shape, data: x.into_iter().map(|v| v.clamp(-1.0, 1.0)).collect() })
+        Ok(Image {
+            shape: xmse.shape,
+            data: x.into_iter().map(|v| v.clamp(-1.0, 1.0)).collect(),
+        })
     }
 }
 
@@ -129,7 +168,8 @@ impl Codec for Hfd {
         "hfd"
     }
     fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>> {
-        self.mse.encode_as(CodecId::Hfd, img, target, Some(self.refiner_fp()))
+        self.mse
+            .encode_as(CodecId::Hfd, img, target, Some(self.refiner_fp()))
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         let p = self.mse.parse(bytes, CodecId::Hfd)?;
@@ -140,7 +180,10 @@ impl Codec for Hfd {
                 self.refiner_fp()
             );
         }
-        let xmse = self.mse.reconstruct(&p).context("decoding the MSE reconstruction")?;
+        let xmse = self
+            .mse
+            .reconstruct(&p)
+            .context("decoding the MSE reconstruction")?;
         self.refine(&xmse, rate_of_code(p.rate_code) as f64, p.file.seed, opts)
     }
 }

@@ -62,13 +62,22 @@ impl ScaleTable {
         let lo = min.ln();
         let step = (Self::MAX.ln() - lo) / (Self::LEVELS - 1) as f64;
         let mk = || (0..Self::LEVELS).map(|_| OnceLock::new()).collect();
-        ScaleTable { lo, step, round: mk(), dither: mk() }
+        ScaleTable {
+            lo,
+            step,
+            round: mk(),
+            dither: mk(),
+        }
     }
 
     /// Nearest level (in log scale) of a scale; NaN and tiny scales map to level 0.
     pub fn index(&self, s: f64) -> usize {
         let i = ((s.ln() - self.lo) / self.step).round();
-        if i.is_nan() || i < 0.0 { 0 } else { (i as usize).min(Self::LEVELS - 1) }
+        if i.is_nan() || i < 0.0 {
+            0
+        } else {
+            (i as usize).min(Self::LEVELS - 1)
+        }
     }
 
     pub fn scale(&self, i: usize) -> f64 {
@@ -192,9 +201,17 @@ impl HfdMse {
         let z = self.net.hyper_analysis(&yg)?;
         let zs = z.flatten_all()?.to_vec1::<f32>()?;
         let (_, nz, zh, zw) = z.dims4()?;
-        let zq: Vec<f32> = zs.iter().map(|&v| (v as f64 + 0.5).floor() as f32).collect();
+        let zq: Vec<f32> = zs
+            .iter()
+            .map(|&v| (v as f64 + 0.5).floor() as f32)
+            .collect();
         let mut w = Writer::new();
-        let zlev: Vec<usize> = self.net.z_scales().iter().map(|&s| self.scales.index(s)).collect();
+        let zlev: Vec<usize> = self
+            .net
+            .z_scales()
+            .iter()
+            .map(|&s| self.scales.index(s))
+            .collect();
         for (i, &k) in zq.iter().enumerate() {
             let t = self.scales.tables(zlev[i / (zh * zw)], Quant::Round);
             w.signed(k as i64, t.r, t.table(0.0))?;
@@ -220,7 +237,14 @@ impl HfdMse {
     }
 
     /// The container around a payload.
-    pub fn file(&self, codec: CodecId, shape: Shape, code: u64, refiner_fp: Option<u16>, payload: &[u8]) -> File {
+    pub fn file(
+        &self,
+        codec: CodecId,
+        shape: Shape,
+        code: u64,
+        refiner_fp: Option<u16>,
+        payload: &[u8],
+    ) -> File {
         let mut body = Vec::with_capacity(payload.len() + 6);
         put_varint(&mut body, code);
         body.push(self.quant as u8);
@@ -242,11 +266,19 @@ impl HfdMse {
 
     /// Encodes at the largest rate code whose whole file fits the target (or at a given
     /// code with `RateTarget::Step`). Returns the file bytes.
-    pub fn encode_as(&self, codec: CodecId, img: &Image, target: RateTarget, refiner_fp: Option<u16>) -> Result<Vec<u8>> {
+    pub fn encode_as(
+        &self,
+        codec: CodecId,
+        img: &Image,
+        target: RateTarget,
+        refiner_fp: Option<u16>,
+    ) -> Result<Vec<u8>> {
         let y = self.analyse(img)?;
         let make = |code: u64| -> Result<Vec<u8>> {
             let (payload, _) = self.encode_payload(&y, code, self.seed)?;
-            Ok(self.file(codec, img.shape, code, refiner_fp, &payload).to_bytes())
+            Ok(self
+                .file(codec, img.shape, code, refiner_fp, &payload)
+                .to_bytes())
         };
         let max = self.max_rate_code();
         match target {
@@ -256,7 +288,10 @@ impl HfdMse {
                 }
                 make(c as u64)
             }
-            RateTarget::LogSnr(_) => bail!("{} takes --bpp (or a rate code), not a log-SNR", codec.name()),
+            RateTarget::LogSnr(_) => bail!(
+                "{} takes --bpp (or a rate code), not a log-SNR",
+                codec.name()
+            ),
             RateTarget::Bpp(b) => {
                 if !(b.is_finite() && b > 0.0) {
                     bail!("--bpp must be a positive number");
@@ -293,7 +328,11 @@ impl HfdMse {
     pub fn parse(&self, bytes: &[u8], expect: CodecId) -> Result<Parsed> {
         let file = File::from_bytes(bytes)?;
         if file.codec != expect {
-            bail!("this is a {} file, not a {} file", file.codec.name(), expect.name());
+            bail!(
+                "this is a {} file, not a {} file",
+                file.codec.name(),
+                expect.name()
+            );
         }
         if file.model_fp != self.fingerprint as u16 {
             bail!(
@@ -304,7 +343,10 @@ impl HfdMse {
             );
         }
         if file.channels != 3 {
-            bail!("hfd files hold 3-channel images, this one says {}", file.channels);
+            bail!(
+                "hfd files hold 3-channel images, this one says {}",
+                file.channels
+            );
         }
         let mut c = Cursor::new(&file.body);
         let rate_code = c.varint()?;
@@ -322,7 +364,13 @@ impl HfdMse {
             None
         };
         let payload_start = c.pos;
-        Ok(Parsed { file, rate_code, quant, refiner_fp, payload_start })
+        Ok(Parsed {
+            file,
+            rate_code,
+            quant,
+            refiner_fp,
+            payload_start,
+        })
     }
 
     /// The gained ŷ a parsed file holds (bit-identical to the encoder's).
@@ -333,7 +381,12 @@ impl HfdMse {
         let cfg = self.config();
         let (zh, zw) = (hp / 64, wp / 64);
         let mut r = Reader::new(&p.file.body[p.payload_start..])?;
-        let zlev: Vec<usize> = self.net.z_scales().iter().map(|&s| self.scales.index(s)).collect();
+        let zlev: Vec<usize> = self
+            .net
+            .z_scales()
+            .iter()
+            .map(|&s| self.scales.index(s))
+            .collect();
         let mut zq = vec![0f32; cfg.nz * zh * zw];
         for (i, v) in zq.iter_mut().enumerate() {
             let t = self.scales.tables(zlev[i / (zh * zw)], Quant::Round);
@@ -403,7 +456,8 @@ impl Codec for HfdMse {
     }
     fn decode(&self, bytes: &[u8], _opts: &DecodeOptions) -> Result<Image> {
         let p = self.parse(bytes, CodecId::HfdMse)?;
-        self.reconstruct(&p).context("decoding the MSE reconstruction")
+        self.reconstruct(&p)
+            .context("decoding the MSE reconstruction")
     }
 }
 
@@ -426,8 +480,16 @@ mod tests {
         let mut s = Stream::new(1, Purpose::Experiment, 0, 0, 0);
         for n in 0..400u64 {
             let lv = [0usize, 9, 21, 33, 47, 63][(n % 6) as usize];
-            let q = if n % 2 == 0 { Quant::Round } else { Quant::Dither };
-            let u = if q == Quant::Dither { s.uniform_centered() } else { 0.0 };
+            let q = if n % 2 == 0 {
+                Quant::Round
+            } else {
+                Quant::Dither
+            };
+            let u = if q == Quant::Dither {
+                s.uniform_centered()
+            } else {
+                0.0
+            };
             let k = (s.normal() * st.scale(lv) + u + 0.5).floor() as i64;
             let t = st.tables(lv, q);
             w.signed(k, t.r, t.table(u)).unwrap();

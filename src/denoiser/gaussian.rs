@@ -51,8 +51,7 @@ impl Denoiser for DiagonalGaussian {
             bail!("diagonal Gaussian of {d} dims cannot denoise a {shape:?} latent");
         }
         let (a, s) = super::param::alpha_sigma(logsnr);
-        Ok(z
-            .iter()
+        Ok(z.iter()
             .enumerate()
             .map(|(i, &z)| {
                 let (m, v) = (self.mean[i % d], self.var[i % d]);
@@ -97,7 +96,11 @@ pub struct SpectrumGaussian {
 impl SpectrumGaussian {
     pub fn new(name: &str, params: SpectrumParams) -> Self {
         let fingerprint = crc32fast::hash(serde_json::to_string(&params).unwrap().as_bytes());
-        SpectrumGaussian { params, name: name.to_string(), fingerprint }
+        SpectrumGaussian {
+            params,
+            name: name.to_string(),
+            fingerprint,
+        }
     }
 }
 
@@ -153,7 +156,9 @@ impl Denoiser for SpectrumGaussian {
         let mut planes = vec![vec![0.0f64; n]; 3];
         for (o, plane) in planes.iter_mut().enumerate() {
             for i in 0..n {
-                plane[i] = (0..3).map(|k| p.color[o][k] * (z[k * n + i] as f64 - a * p.mean[k])).sum();
+                plane[i] = (0..3)
+                    .map(|k| p.color[o][k] * (z[k * n + i] as f64 - a * p.mean[k]))
+                    .sum();
             }
         }
         planes.par_iter_mut().enumerate().for_each(|(ch, plane)| {
@@ -183,7 +188,9 @@ mod tests {
     #[test]
     fn dct_is_orthonormal_and_inverts() {
         let (h, w) = (5, 7);
-        let x: Vec<f64> = (0..h * w).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
+        let x: Vec<f64> = (0..h * w)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0)
+            .collect();
         let mut y = x.clone();
         dct2d(&mut y, h, w, false);
         let e0: f64 = x.iter().map(|v| v * v).sum();

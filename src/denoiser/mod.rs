@@ -57,17 +57,30 @@ pub fn load(name: &str, device: &candle_core::Device) -> Result<Arc<dyn Denoiser
 /// The parameters of a blend model card (`NAME.json` with `"kind": "blend"`), if `path` is one.
 fn read_blend_card(path: &std::path::Path) -> Option<Result<blend::BlendParams>> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    (v["kind"] == "blend").then(|| serde_json::from_value(v["params"].clone()).map_err(|e| anyhow::anyhow!("bad blend card {}: {e}", path.display())))
+    (v["kind"] == "blend").then(|| {
+        serde_json::from_value(v["params"].clone())
+            .map_err(|e| anyhow::anyhow!("bad blend card {}: {e}", path.display()))
+    })
 }
 
 /// Where the blend card called `name` is, if there is one.
 fn blend_card(name: &str) -> Option<PathBuf> {
-    checkpoint_dirs().into_iter().map(|d| d.join(format!("{name}.json"))).find(|p| read_blend_card(p).is_some())
+    checkpoint_dirs()
+        .into_iter()
+        .map(|d| d.join(format!("{name}.json")))
+        .find(|p| read_blend_card(p).is_some())
 }
 
-fn load_blend(name: &str, path: &std::path::Path, device: &candle_core::Device) -> Result<Arc<dyn Denoiser>> {
+fn load_blend(
+    name: &str,
+    path: &std::path::Path,
+    device: &candle_core::Device,
+) -> Result<Arc<dyn Denoiser>> {
     let params = read_blend_card(path).expect("a blend card")?;
-    anyhow::ensure!(blend_card(&params.base).is_none() && blend_card(&params.prior).is_none(), "blend {name}: its parts must not be blends");
+    anyhow::ensure!(
+        blend_card(&params.base).is_none() && blend_card(&params.prior).is_none(),
+        "blend {name}: its parts must not be blends"
+    );
     let (base, prior) = (load(&params.base, device)?, load(&params.prior, device)?);
     Ok(Arc::new(blend::Blend::new(name, base, prior, params)?))
 }
@@ -82,10 +95,18 @@ pub fn checkpoint_path(name: &str) -> Result<PathBuf> {
         .into_iter()
         .map(|d| d.join(format!("{name}.safetensors")))
         .find(|p| p.exists())
-        .ok_or_else(|| anyhow::anyhow!("unknown model '{name}' (known: {})", known_models().join(", ")))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown model '{name}' (known: {})",
+                known_models().join(", ")
+            )
+        })
 }
 
-fn load_checkpoint(path: &std::path::Path, device: &candle_core::Device) -> Result<Arc<dyn Denoiser>> {
+fn load_checkpoint(
+    path: &std::path::Path,
+    device: &candle_core::Device,
+) -> Result<Arc<dyn Denoiser>> {
     Ok(Arc::new(unet::UNetDenoiser::load(path, device)?))
 }
 
@@ -105,8 +126,10 @@ pub fn known_models() -> Vec<String> {
         if let Ok(rd) = std::fs::read_dir(d) {
             for e in rd.flatten() {
                 let p = e.path();
-                let model = (p.extension().is_some_and(|x| x == "safetensors") && is_diffusion_model(&p))
-                    || (p.extension().is_some_and(|x| x == "json") && read_blend_card(&p).is_some_and(|r| r.is_ok()));
+                let model = (p.extension().is_some_and(|x| x == "safetensors")
+                    && is_diffusion_model(&p))
+                    || (p.extension().is_some_and(|x| x == "json")
+                        && read_blend_card(&p).is_some_and(|r| r.is_ok()));
                 if model {
                     if let Some(s) = p.file_stem() {
                         v.push(s.to_string_lossy().into_owned());
@@ -134,11 +157,17 @@ fn is_diffusion_model(path: &std::path::Path) -> bool {
         Ok(serde_json::from_slice(&h).unwrap_or_default())
     })();
     let Ok(h) = header else { return false };
-    let Some(cfg) = h["__metadata__"][crate::nn::unet::CONFIG_KEY].as_str() else { return false };
-    serde_json::from_str::<serde_json::Value>(cfg).is_ok_and(|c| c["cond_channels"].as_u64().unwrap_or(0) == 0)
+    let Some(cfg) = h["__metadata__"][crate::nn::unet::CONFIG_KEY].as_str() else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(cfg)
+        .is_ok_and(|c| c["cond_channels"].as_u64().unwrap_or(0) == 0)
 }
 
 /// Finds the known model whose 16-bit fingerprint matches a file's.
 pub fn find_by_fingerprint(fp: u16, device: &candle_core::Device) -> Option<Arc<dyn Denoiser>> {
-    known_models().into_iter().filter_map(|n| load(&n, device).ok()).find(|m| m.fingerprint() as u16 == fp)
+    known_models()
+        .into_iter()
+        .filter_map(|n| load(&n, device).ok())
+        .find(|m| m.fingerprint() as u16 == fp)
 }

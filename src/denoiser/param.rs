@@ -20,19 +20,28 @@ pub fn sigmoid(x: f64) -> f64 {
 /// x̂ from a predicted ε: `x = (z − σ ε) / α`.
 pub fn x_from_eps(z: &[f32], eps: &[f32], logsnr: f64) -> Vec<f32> {
     let (a, s) = alpha_sigma(logsnr);
-    z.iter().zip(eps).map(|(&z, &e)| ((z as f64 - s * e as f64) / a) as f32).collect()
+    z.iter()
+        .zip(eps)
+        .map(|(&z, &e)| ((z as f64 - s * e as f64) / a) as f32)
+        .collect()
 }
 
 /// x̂ from a predicted v: `x = α z − σ v`.
 pub fn x_from_v(z: &[f32], v: &[f32], logsnr: f64) -> Vec<f32> {
     let (a, s) = alpha_sigma(logsnr);
-    z.iter().zip(v).map(|(&z, &v)| (a * z as f64 - s * v as f64) as f32).collect()
+    z.iter()
+        .zip(v)
+        .map(|(&z, &v)| (a * z as f64 - s * v as f64) as f32)
+        .collect()
 }
 
 /// ε implied by x̂: `ε = (z − α x) / σ`.
 pub fn eps_from_x(z: &[f32], x: &[f32], logsnr: f64) -> Vec<f32> {
     let (a, s) = alpha_sigma(logsnr);
-    z.iter().zip(x).map(|(&z, &x)| ((z as f64 - a * x as f64) / s) as f32).collect()
+    z.iter()
+        .zip(x)
+        .map(|(&z, &x)| ((z as f64 - a * x as f64) / s) as f32)
+        .collect()
 }
 
 #[cfg(test)]
@@ -45,10 +54,21 @@ mod tests {
         for &l in &[-8.0, -1.0, 0.0, 2.5, 9.0] {
             let (a, s) = alpha_sigma(l);
             assert!((a * a + s * s - 1.0).abs() < 1e-12);
-            let z: Vec<f32> = x.iter().zip(&eps).map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32).collect();
-            let v: Vec<f32> = x.iter().zip(&eps).map(|(&x, &e)| (a * e as f64 - s * x as f64) as f32).collect();
+            let z: Vec<f32> = x
+                .iter()
+                .zip(&eps)
+                .map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32)
+                .collect();
+            let v: Vec<f32> = x
+                .iter()
+                .zip(&eps)
+                .map(|(&x, &e)| (a * e as f64 - s * x as f64) as f32)
+                .collect();
             for (got, want) in x_from_eps(&z, &eps, l).iter().zip(&x) {
-                assert!((got - want).abs() < 1e-3 * (1.0 + 1.0 / a as f32), "{got} {want}");
+                assert!(
+                    (got - want).abs() < 1e-3 * (1.0 + 1.0 / a as f32),
+                    "{got} {want}"
+                );
             }
             for (got, want) in x_from_v(&z, &v, l).iter().zip(&x) {
                 assert!((got - want).abs() < 1e-5, "{got} {want}");

@@ -45,11 +45,18 @@ pub fn predict_tiled(
     predict: impl Fn(&[f32], Shape, usize, usize) -> Result<Vec<f32>>,
 ) -> Result<Vec<f32>> {
     let Shape { c, h, w } = shape;
-    assert!(overlap * 2 <= tile && tile > 0, "bad tiling {tile}/{overlap}");
+    assert!(
+        overlap * 2 <= tile && tile > 0,
+        "bad tiling {tile}/{overlap}"
+    );
     if h <= tile && w <= tile {
         return predict(z, shape, 0, 0);
     }
-    anyhow::ensure!(z.len() == shape.len(), "latent of {} values for a {c}×{h}×{w} image", z.len());
+    anyhow::ensure!(
+        z.len() == shape.len(),
+        "latent of {} values for a {c}×{h}×{w} image",
+        z.len()
+    );
     let (ys, xs) = (starts(h, tile, overlap), starts(w, tile, overlap));
     let mut acc = vec![0f32; z.len()];
     let mut wsum = vec![0f32; h * w];
@@ -113,7 +120,8 @@ mod tests {
     fn blending_a_pointwise_map_is_exact() {
         let shape = Shape::new(2, 37, 53);
         let z: Vec<f32> = (0..shape.len()).map(|i| (i as f32 * 0.37).sin()).collect();
-        let f = |v: &[f32], _: Shape, _: usize, _: usize| Ok(v.iter().map(|x| 2.0 * x + 1.0).collect());
+        let f =
+            |v: &[f32], _: Shape, _: usize, _: usize| Ok(v.iter().map(|x| 2.0 * x + 1.0).collect());
         let tiled = predict_tiled(&z, shape, 16, 4, f).unwrap();
         let whole = predict_tiled(&z, shape, 64, 4, f).unwrap();
         for (a, b) in tiled.iter().zip(&whole) {

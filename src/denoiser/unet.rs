@@ -32,7 +32,12 @@ impl UNetDenoiser {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "unet".to_string());
-        Ok(UNetDenoiser { net, device: device.clone(), name, fingerprint: crc32fast::hash(&bytes) })
+        Ok(UNetDenoiser {
+            net,
+            device: device.clone(),
+            name,
+            fingerprint: crc32fast::hash(&bytes),
+        })
     }
 
     pub fn net(&self) -> &UNet {
@@ -60,7 +65,13 @@ impl UNetDenoiser {
     /// Conditional models: x̂ for planar `z` of `shape` given the planar condition `cond`
     /// (`cond_channels × h × w`, in [−1, 1]), without binding it ([`CondDenoiser`] binds one
     /// and pads it once). Same numbers as `CondDenoiser::new(..).predict_x(..)`.
-    pub fn predict_x_cond(&self, z: &[f32], cond: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
+    pub fn predict_x_cond(
+        &self,
+        z: &[f32],
+        cond: &[f32],
+        shape: Shape,
+        logsnr: f64,
+    ) -> Result<Vec<f32>> {
         let c = self.cond_tensor(cond, shape)?;
         let v = self.run(z, shape, Some(&c), logsnr)?;
         Ok(x_from_v(z, &v, logsnr))
@@ -70,14 +81,25 @@ impl UNetDenoiser {
     fn cond_tensor(&self, cond: &[f32], shape: Shape) -> Result<Tensor> {
         let nc = self.cond_channels();
         if nc == 0 {
-            bail!("model {} is unconditional: it takes no condition image", self.name);
+            bail!(
+                "model {} is unconditional: it takes no condition image",
+                self.name
+            );
         }
         let (hp, wp) = self.check_shape(shape)?;
         let Shape { h, w, .. } = shape;
         if cond.len() != nc * h * w {
-            bail!("condition has {} values, model {} needs {nc}×{h}×{w} = {}", cond.len(), self.name, nc * h * w);
+            bail!(
+                "condition has {} values, model {} needs {nc}×{h}×{w} = {}",
+                cond.len(),
+                self.name,
+                nc * h * w
+            );
         }
-        if let Some(bad) = cond.iter().find(|v| !(v.is_finite() && v.abs() <= 1.0 + 1e-3)) {
+        if let Some(bad) = cond
+            .iter()
+            .find(|v| !(v.is_finite() && v.abs() <= 1.0 + 1e-3))
+        {
             bail!("condition values must lie in [-1, 1] (c = 2·x − 1), found {bad}");
         }
         let padded = reflect_pad(cond, nc, h, w, hp, wp);
@@ -88,7 +110,11 @@ impl UNetDenoiser {
         let Shape { c, h, w } = shape;
         let cfg = self.net.config();
         if c != cfg.in_channels {
-            bail!("model {} takes {} channels, got {c}", self.name, cfg.in_channels);
+            bail!(
+                "model {} takes {} channels, got {c}",
+                self.name,
+                cfg.in_channels
+            );
         }
         if h == 0 || w == 0 {
             bail!("empty input {h}×{w}");
@@ -101,13 +127,21 @@ impl UNetDenoiser {
     fn run(&self, z: &[f32], shape: Shape, cond: Option<&Tensor>, logsnr: f64) -> Result<Vec<f32>> {
         let Shape { c, h, w } = shape;
         if z.len() != shape.len() {
-            bail!("input has {} values, shape {c}×{h}×{w} needs {}", z.len(), shape.len());
+            bail!(
+                "input has {} values, shape {c}×{h}×{w} needs {}",
+                z.len(),
+                shape.len()
+            );
         }
         let (hp, wp) = self.check_shape(shape)?;
         let padded = reflect_pad(z, c, h, w, hp, wp);
         let x = Tensor::from_vec(padded, (1, c, hp, wp), &self.device)?;
         let l = Tensor::from_vec(vec![logsnr as f32], 1, &self.device)?;
-        let v = self.net.forward_cond(&x, &l, cond)?.flatten_all()?.to_vec1::<f32>()?;
+        let v = self
+            .net
+            .forward_cond(&x, &l, cond)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         if hp == h && wp == w {
             return Ok(v);
         }
@@ -154,7 +188,10 @@ fn reflect_pad(z: &[f32], c: usize, h: usize, w: usize, hp: usize, wp: usize) ->
 /// x̂ = clamp(α z − σ v̂, −1, 1) in f64, as the trainer's fixture computes it.
 fn x_from_v(z: &[f32], v: &[f32], logsnr: f64) -> Vec<f32> {
     let (a, s) = alpha_sigma(logsnr);
-    z.iter().zip(v).map(|(&z, &v)| ((a * z as f64 - s * v as f64) as f32).clamp(-1.0, 1.0)).collect()
+    z.iter()
+        .zip(v)
+        .map(|(&z, &v)| ((a * z as f64 - s * v as f64) as f32).clamp(-1.0, 1.0))
+        .collect()
 }
 
 impl Denoiser for UNetDenoiser {
@@ -168,10 +205,16 @@ impl Denoiser for UNetDenoiser {
 
     /// Images with a side above [`super::tiled::TILE`] go through the network in blended tiles.
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
-        super::tiled::predict_tiled(z, shape, super::tiled::TILE, super::tiled::OVERLAP, |zt, ts, _, _| {
-            let v = self.predict_v(zt, ts, logsnr)?;
-            Ok(x_from_v(zt, &v, logsnr))
-        })
+        super::tiled::predict_tiled(
+            z,
+            shape,
+            super::tiled::TILE,
+            super::tiled::OVERLAP,
+            |zt, ts, _, _| {
+                let v = self.predict_v(zt, ts, logsnr)?;
+                Ok(x_from_v(zt, &v, logsnr))
+            },
+        )
     }
 }
 
@@ -196,7 +239,12 @@ impl CondDenoiser {
     /// Errors if `base` is unconditional or any size disagrees.
     pub fn new(base: Arc<UNetDenoiser>, cond: Vec<f32>, shape: Shape) -> Result<Self> {
         let cond_padded = base.cond_tensor(&cond, shape)?;
-        Ok(CondDenoiser { base, cond, cond_padded, shape })
+        Ok(CondDenoiser {
+            base,
+            cond,
+            cond_padded,
+            shape,
+        })
     }
 
     pub fn base(&self) -> &Arc<UNetDenoiser> {
@@ -267,6 +315,11 @@ mod tests {
         assert_eq!(reflect(5, 1), 0);
         let z: Vec<f32> = (0..6).map(|v| v as f32).collect(); // 1×2×3
         let p = reflect_pad(&z, 1, 2, 3, 4, 4);
-        assert_eq!(p, [0., 1., 2., 1., 3., 4., 5., 4., 0., 1., 2., 1., 3., 4., 5., 4.]);
+        assert_eq!(
+            p,
+            [
+                0., 1., 2., 1., 3., 4., 5., 4., 0., 1., 2., 1., 3., 4., 5., 4.
+            ]
+        );
     }
 }

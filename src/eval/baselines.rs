@@ -55,7 +55,11 @@ pub fn search_rate(
     if (sa as f64) < target_bytes && (sb as f64) > target_bytes {
         let mut i = 0;
         loop {
-            let m = if integer { ((a + b) / 2.0).floor() } else { (a + b) / 2.0 };
+            let m = if integer {
+                ((a + b) / 2.0).floor()
+            } else {
+                (a + b) / 2.0
+            };
             if (integer && b - a <= 1.0) || (!integer && i >= iters) {
                 break;
             }
@@ -71,7 +75,9 @@ pub fn search_rate(
     let cands: Vec<&(f64, Vec<u8>)> = tried.values().collect();
     let below = cands
         .iter()
-        .filter(|(_, bytes)| bytes.len() as f64 <= target_bytes && bytes.len() as f64 >= 0.9 * target_bytes)
+        .filter(|(_, bytes)| {
+            bytes.len() as f64 <= target_bytes && bytes.len() as f64 >= 0.9 * target_bytes
+        })
         .max_by_key(|(_, bytes)| bytes.len());
     let best = match below {
         Some(c) => *c,
@@ -84,7 +90,10 @@ pub fn search_rate(
             })
             .expect("at least two settings were tried"),
     };
-    Ok(Searched { bytes: best.1.clone(), param: best.0 })
+    Ok(Searched {
+        bytes: best.1.clone(),
+        param: best.0,
+    })
 }
 
 fn target_bytes(img: &Image, target: RateTarget) -> Result<f64> {
@@ -100,13 +109,21 @@ fn run_tool(cmd: &mut Command) -> Result<()> {
         format!("running `{prog}` (install the baseline tools with `sudo bash eval/setup.sh`: Debian webp, libavif-bin, libjxl-tools)")
     })?;
     if !out.status.success() {
-        bail!("`{prog}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`{prog}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
 
 /// Encodes through an external tool: writes the PNG, runs `args(png, out)`, reads `out`.
-fn external_encode(img_png: &[u8], ext: &str, build: impl Fn(&Path, &Path) -> Command) -> Result<Vec<u8>> {
+fn external_encode(
+    img_png: &[u8],
+    ext: &str,
+    build: impl Fn(&Path, &Path) -> Command,
+) -> Result<Vec<u8>> {
     let dir = tempfile::tempdir()?;
     let inp = dir.path().join("in.png");
     let out = dir.path().join(format!("out.{ext}"));
@@ -115,7 +132,11 @@ fn external_encode(img_png: &[u8], ext: &str, build: impl Fn(&Path, &Path) -> Co
     Ok(std::fs::read(&out)?)
 }
 
-fn external_decode(bytes: &[u8], ext: &str, build: impl Fn(&Path, &Path) -> Command) -> Result<Image> {
+fn external_decode(
+    bytes: &[u8],
+    ext: &str,
+    build: impl Fn(&Path, &Path) -> Command,
+) -> Result<Image> {
     let dir = tempfile::tempdir()?;
     let inp = dir.path().join(format!("in.{ext}"));
     let out = dir.path().join("out.png");
@@ -161,13 +182,29 @@ impl Baseline {
             }
             Baseline::Webp => external_encode(png, "webp", |i, o| {
                 let mut c = Command::new("cwebp");
-                c.args(["-quiet", "-m", "6", "-q", &format!("{p:.4}")]).arg(i).arg("-o").arg(o);
+                c.args(["-quiet", "-m", "6", "-q", &format!("{p:.4}")])
+                    .arg(i)
+                    .arg("-o")
+                    .arg(o);
                 c
             }),
             Baseline::Avif => external_encode(png, "avif", |i, o| {
                 let q = (63.0 - p).round().clamp(0.0, 63.0) as u32;
                 let mut c = Command::new("avifenc");
-                c.args(["-s", "6", "-j", "1", "-y", "420", "--min", &q.to_string(), "--max", &q.to_string()]).arg(i).arg(o);
+                c.args([
+                    "-s",
+                    "6",
+                    "-j",
+                    "1",
+                    "-y",
+                    "420",
+                    "--min",
+                    &q.to_string(),
+                    "--max",
+                    &q.to_string(),
+                ])
+                .arg(i)
+                .arg(o);
                 c
             }),
             Baseline::Jxl => self.jxl_at(png, p, 1),
@@ -180,7 +217,14 @@ impl Baseline {
         external_encode(png, "jxl", |i, o| {
             let d = (-p).exp();
             let mut c = Command::new("cjxl");
-            c.arg(i).arg(o).args(["--quiet", "-e", "7", "-d", &format!("{d:.5}"), &format!("--resampling={resampling}")]);
+            c.arg(i).arg(o).args([
+                "--quiet",
+                "-e",
+                "7",
+                "-d",
+                &format!("{d:.5}"),
+                &format!("--resampling={resampling}"),
+            ]);
             c
         })
     }
@@ -210,7 +254,10 @@ impl Baseline {
                 let s = search_rate(tb, lo, hi, int, iters, |p| self.jxl_at(&png, p, r))?;
                 let err = |b: &Searched| (b.bytes.len().max(1) as f64 / tb).ln().abs();
                 if err(&s) < err(&best) {
-                    best = Searched { bytes: s.bytes, param: s.param + 100.0 * r as f64 };
+                    best = Searched {
+                        bytes: s.bytes,
+                        param: s.param + 100.0 * r as f64,
+                    };
                 }
                 if best.bytes.len() as f64 <= (1.0 + super::RATE_TOLERANCE) * tb {
                     break;

@@ -11,7 +11,18 @@ use super::baselines::Baseline;
 use crate::codec::{Codec, DecodeOptions, DecoderKind};
 use anyhow::{Result, bail};
 
-pub const KNOWN: &[&str] = &["diffc-f", "diffc-a", "hfd-mse", "hfd-mse-dither", "hfd", "hfd-a", "jpeg", "webp", "avif", "jxl"];
+pub const KNOWN: &[&str] = &[
+    "diffc-f",
+    "diffc-a",
+    "hfd-mse",
+    "hfd-mse-dither",
+    "hfd",
+    "hfd-a",
+    "jpeg",
+    "webp",
+    "avif",
+    "jxl",
+];
 
 /// A codec ready for the harness.
 pub struct Made {
@@ -25,27 +36,46 @@ pub struct Made {
 /// Builds the codec called `name` and the decode options the harness uses with it.
 pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
     if let Some(b) = Baseline::from_name(name) {
-        return Ok(Made { codec: Box::new(b), opts: DecodeOptions::default(), encoder_key: name.to_string() });
+        return Ok(Made {
+            codec: Box::new(b),
+            opts: DecodeOptions::default(),
+            encoder_key: name.to_string(),
+        });
     }
     let cpu = candle_core::Device::Cpu;
     match name {
         "hfd-mse" | "hfd-mse-dither" => {
-            let mut c = crate::codec::hfd_mse::HfdMse::load(crate::codec::hfd_mse::DEFAULT_MSE_MODEL, &cpu)?;
+            let mut c = crate::codec::hfd_mse::HfdMse::load(
+                crate::codec::hfd_mse::DEFAULT_MSE_MODEL,
+                &cpu,
+            )?;
             c.floor_at_lowest = true;
             if name == "hfd-mse-dither" {
                 c.quant = crate::codec::hfd_mse::Quant::Dither;
             }
             let key = format!("{name}:{:08x}", c.fingerprint());
-            return Ok(Made { codec: Box::new(c), opts: DecodeOptions::default(), encoder_key: key });
+            return Ok(Made {
+                codec: Box::new(c),
+                opts: DecodeOptions::default(),
+                encoder_key: key,
+            });
         }
         "hfd" | "hfd-a" => {
             let mut c = crate::codec::hfd::Hfd::load(None, None, &cpu)?;
             c.mse.floor_at_lowest = true;
-            let decoder = if name == "hfd" { DecoderKind::Ode } else { DecoderKind::Sde };
+            let decoder = if name == "hfd" {
+                DecoderKind::Ode
+            } else {
+                DecoderKind::Sde
+            };
             let key = format!("hfd:{:08x}", c.mse.fingerprint());
             return Ok(Made {
                 codec: Box::new(c),
-                opts: DecodeOptions { decoder, steps: None, progress: false },
+                opts: DecodeOptions {
+                    decoder,
+                    steps: None,
+                    progress: false,
+                },
                 encoder_key: key,
             });
         }
@@ -58,12 +88,19 @@ pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
     let decoder = match base {
         "diffc-f" => DecoderKind::Ode,
         "diffc-a" => DecoderKind::Sde,
-        _ => bail!("unknown codec `{name}` (known: {}; diffc-f and diffc-a take @MODEL)", KNOWN.join(", ")),
+        _ => bail!(
+            "unknown codec `{name}` (known: {}; diffc-f and diffc-a take @MODEL)",
+            KNOWN.join(", ")
+        ),
     };
     let model = model.unwrap_or(crate::denoiser::DEFAULT_MODEL);
     Ok(Made {
         codec: make_diffc(model)?,
-        opts: DecodeOptions { decoder, steps: None, progress: false },
+        opts: DecodeOptions {
+            decoder,
+            steps: None,
+            progress: false,
+        },
         encoder_key: format!("diffc:{model}"),
     })
 }
@@ -83,10 +120,19 @@ mod tests {
     fn diffc_names_may_carry_their_model() {
         let f = make("diffc-f@gauss-spectrum", Some("photo-unet-s")).unwrap();
         let a = make("diffc-a@gauss-spectrum", None).unwrap();
-        assert_eq!(f.encoder_key, "diffc:gauss-spectrum", "the @MODEL wins over --model");
+        assert_eq!(
+            f.encoder_key, "diffc:gauss-spectrum",
+            "the @MODEL wins over --model"
+        );
         assert_eq!(f.encoder_key, a.encoder_key, "F and A share their encodes");
-        assert_eq!((f.opts.decoder, a.opts.decoder), (DecoderKind::Ode, DecoderKind::Sde));
-        assert_eq!(make("diffc-f", Some("gauss-spectrum")).unwrap().encoder_key, "diffc:gauss-spectrum");
+        assert_eq!(
+            (f.opts.decoder, a.opts.decoder),
+            (DecoderKind::Ode, DecoderKind::Sde)
+        );
+        assert_eq!(
+            make("diffc-f", Some("gauss-spectrum")).unwrap().encoder_key,
+            "diffc:gauss-spectrum"
+        );
         assert!(make("diffc-f@no-such-model", None).is_err());
         assert!(make("diffc-x@gauss-spectrum", None).is_err());
     }

@@ -94,7 +94,11 @@ pub struct Row {
 
 impl Row {
     pub fn key(&self) -> (String, String, String) {
-        (self.image.clone(), self.codec.clone(), fmt_bpp(self.target_bpp))
+        (
+            self.image.clone(),
+            self.codec.clone(),
+            fmt_bpp(self.target_bpp),
+        )
     }
     pub fn hit(&self) -> bool {
         (self.bpp / self.target_bpp - 1.0).abs() <= RATE_TOLERANCE
@@ -113,9 +117,9 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")
+                })
         })
         .collect();
     v.sort();
@@ -124,22 +128,31 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Parses `i/n`.
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s.split_once('/').ok_or_else(|| anyhow!("--shard wants i/n, e.g. 0/4"))?;
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--shard wants i/n, e.g. 0/4"))?;
     let (i, n): (usize, usize) = (i.trim().parse()?, n.trim().parse()?);
     ensure!(n >= 1 && i < n, "--shard {i}/{n}: need 0 ≤ i < n");
     Ok((i, n))
 }
 
 fn image_name(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub fn ref_feature_path(out: &Path, image: &str) -> PathBuf {
-    out.join("features").join("ref").join(format!("{image}.f32"))
+    out.join("features")
+        .join("ref")
+        .join(format!("{image}.f32"))
 }
 
 pub fn row_feature_path(out: &Path, codec: &str, target: f64, image: &str) -> PathBuf {
-    out.join("features").join(codec).join(fmt_bpp(target)).join(format!("{image}.f32"))
+    out.join("features")
+        .join(codec)
+        .join(fmt_bpp(target))
+        .join(format!("{image}.f32"))
 }
 
 pub fn write_features(path: &Path, f: &Features) -> Result<()> {
@@ -152,8 +165,15 @@ pub fn write_features(path: &Path, f: &Features) -> Result<()> {
 
 pub fn read_features(path: &Path, dim: usize) -> Result<Features> {
     let b = std::fs::read(path).with_context(|| format!("reading features {}", path.display()))?;
-    ensure!(b.len() % 4 == 0, "truncated feature file {}", path.display());
-    let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    ensure!(
+        b.len() % 4 == 0,
+        "truncated feature file {}",
+        path.display()
+    );
+    let v: Vec<f32> = b
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     Features::new(dim, v).with_context(|| format!("feature file {}", path.display()))
 }
 
@@ -162,13 +182,17 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
     for rec in r.deserialize() {
         match rec {
             Ok(row) => rows.push(row),
             // A line cut short by a kill is dropped (and recomputed on resume).
-            Err(e) => eprintln!("warning: skipping unreadable line in {}: {e}", path.display()),
+            Err(e) => eprintln!(
+                "warning: skipping unreadable line in {}: {e}",
+                path.display()
+            ),
         }
     }
     Ok(rows)
@@ -207,9 +231,13 @@ fn csv_header() -> String {
 }
 
 fn row_line(r: &Row) -> Result<String> {
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
     w.serialize(r)?;
-    Ok(String::from_utf8(w.into_inner().map_err(|e| anyhow!("{e}"))?)?)
+    Ok(String::from_utf8(
+        w.into_inner().map_err(|e| anyhow!("{e}"))?,
+    )?)
 }
 
 fn sort_rows(rows: &mut [Row]) {
@@ -220,12 +248,17 @@ fn sort_rows(rows: &mut [Row]) {
     });
 }
 
-fn make_extractor(kind: FeatureKind, weights: Option<&Path>) -> Result<Option<Box<dyn FeatureExtractor>>> {
+fn make_extractor(
+    kind: FeatureKind,
+    weights: Option<&Path>,
+) -> Result<Option<Box<dyn FeatureExtractor>>> {
     Ok(match kind {
         FeatureKind::None => None,
         FeatureKind::Tiny => Some(Box::new(TinyFeatures)),
         FeatureKind::Inception => {
-            let path = weights.map(PathBuf::from).unwrap_or_else(metrics::inception::default_weights_path);
+            let path = weights
+                .map(PathBuf::from)
+                .unwrap_or_else(metrics::inception::default_weights_path);
             let net = Inception::load(&path, &candle_core::Device::Cpu)?;
             Some(Box::new(InceptionFeatures { net, batch: 4 }))
         }
@@ -235,7 +268,8 @@ fn make_extractor(kind: FeatureKind, weights: Option<&Path>) -> Result<Option<Bo
 fn check_run_info(out: &Path, info: &RunInfo) -> Result<()> {
     let p = out.join("run.json");
     if p.exists() {
-        let old: RunInfo = serde_json::from_slice(&std::fs::read(&p)?).context("reading run.json")?;
+        let old: RunInfo =
+            serde_json::from_slice(&std::fs::read(&p)?).context("reading run.json")?;
         if &old != info {
             bail!(
                 "{} holds a run with different settings ({old:?}, now {info:?}): use another --out",
@@ -251,7 +285,10 @@ fn check_run_info(out: &Path, info: &RunInfo) -> Result<()> {
 /// Runs (or resumes) an evaluation and writes the aggregates.
 pub fn run(cfg: &EvalConfig) -> Result<()> {
     ensure!(!cfg.codecs.is_empty(), "no codecs given");
-    ensure!(!cfg.bpp.is_empty() && cfg.bpp.iter().all(|b| *b > 0.0), "targets must be positive bpp values");
+    ensure!(
+        !cfg.bpp.is_empty() && cfg.bpp.iter().all(|b| *b > 0.0),
+        "targets must be positive bpp values"
+    );
     ensure!(cfg.patch >= 8, "--patch must be at least 8");
     let mut images = list_images(&cfg.data)?;
     if images.is_empty() {
@@ -261,30 +298,47 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
         images.truncate(l);
     }
     if let Some((i, n)) = cfg.shard {
-        images = images.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, p)| p).collect();
+        images = images
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, p)| p)
+            .collect();
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
 
     let extractor = make_extractor(cfg.features, cfg.inception_weights.as_deref())?;
     let info = RunInfo {
-        features: extractor.as_ref().map(|e| e.name()).unwrap_or_else(|| "none".into()),
+        features: extractor
+            .as_ref()
+            .map(|e| e.name())
+            .unwrap_or_else(|| "none".into()),
         feature_dim: extractor.as_ref().map(|e| e.dim()).unwrap_or(0),
         patch: cfg.patch,
     };
     check_run_info(&cfg.out, &info)?;
 
-    let codecs: Vec<(String, codecs::Made)> =
-        cfg.codecs.iter().map(|n| codecs::make(n, cfg.model.as_deref()).map(|m| (n.clone(), m))).collect::<Result<_>>()?;
+    let codecs: Vec<(String, codecs::Made)> = cfg
+        .codecs
+        .iter()
+        .map(|n| codecs::make(n, cfg.model.as_deref()).map(|m| (n.clone(), m)))
+        .collect::<Result<_>>()?;
 
     let csv_path = cfg.out.join("results.csv");
     let existing = read_rows(&csv_path)?;
     let done: BTreeSet<(String, String, String)> = existing
         .iter()
-        .filter(|r| extractor.is_none() || row_feature_path(&cfg.out, &r.codec, r.target_bpp, &r.image).exists())
+        .filter(|r| {
+            extractor.is_none()
+                || row_feature_path(&cfg.out, &r.codec, r.target_bpp, &r.image).exists()
+        })
         .map(|r| r.key())
         .collect();
     // Rewrite the file (drops rows whose features are missing, and any torn last line).
-    let mut keep: Vec<Row> = existing.into_iter().filter(|r| done.contains(&r.key())).collect();
+    let mut keep: Vec<Row> = existing
+        .into_iter()
+        .filter(|r| done.contains(&r.key()))
+        .collect();
     sort_rows(&mut keep);
     let mut uniq = BTreeSet::new();
     keep.retain(|r| uniq.insert(r.key()));
@@ -309,14 +363,23 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
         }
     }
 
-    let bar = if cfg.progress { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
+    let bar = if cfg.progress {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} rows (eta {eta}) {msg}")
-            .unwrap()
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} rows (eta {eta}) {msg}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
     );
     let writer = Mutex::new(
-        std::fs::OpenOptions::new().append(true).open(&csv_path).with_context(|| format!("opening {}", csv_path.display()))?,
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&csv_path)
+            .with_context(|| format!("opening {}", csv_path.display()))?,
     );
     let errors = Mutex::new(Vec::<String>::new());
 
@@ -338,7 +401,9 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                 // its own error.
                 let mut targets: BTreeMap<&str, (usize, Vec<f64>)> = BTreeMap::new();
                 for &(ci, t) in jobs {
-                    let e = targets.entry(codecs[ci].1.encoder_key.as_str()).or_insert((ci, vec![]));
+                    let e = targets
+                        .entry(codecs[ci].1.encoder_key.as_str())
+                        .or_insert((ci, vec![]));
                     if !e.1.contains(&t) {
                         e.1.push(t);
                     }
@@ -353,7 +418,17 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                 for &(ci, t) in jobs {
                     let (cname, made) = &codecs[ci];
                     let key = (made.encoder_key.clone(), t.to_bits());
-                    let r = eval_row(cfg, &img, &name, cname, made, t, extractor.as_deref(), &mut enc_cache, key);
+                    let r = eval_row(
+                        cfg,
+                        &img,
+                        &name,
+                        cname,
+                        made,
+                        t,
+                        extractor.as_deref(),
+                        &mut enc_cache,
+                        key,
+                    );
                     match r {
                         Ok(row) => {
                             use std::io::Write;
@@ -365,10 +440,10 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                         Err(e) => {
                             let msg = format!("{name} × {cname} @ {t} bpp: {e:#}");
                             if bar.is_hidden() {
-                    eprintln!("error: {msg}");
-                } else {
-                    bar.println(format!("error: {msg}"));
-                }
+                                eprintln!("error: {msg}");
+                            } else {
+                                bar.println(format!("error: {msg}"));
+                            }
                             errors.lock().unwrap().push(msg);
                         }
                     }
@@ -388,7 +463,10 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
         })
     };
     match cfg.jobs {
-        Some(j) => rayon::ThreadPoolBuilder::new().num_threads(j.max(1)).build()?.install(work),
+        Some(j) => rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build()?
+            .install(work),
         None => work(),
     }
     bar.finish_and_clear();
@@ -402,11 +480,18 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     // The aggregates cover this run's images (after --limit/--shard); rows of other images
     // left in the folder by earlier runs stay in results.csv (and count in a merge).
     let selected: BTreeSet<String> = images.iter().map(|p| image_name(p)).collect();
-    let rows: Vec<Row> = rows.into_iter().filter(|r| selected.contains(&r.image)).collect();
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| selected.contains(&r.image))
+        .collect();
     report::write_all(&cfg.out, &info, &rows)?;
     let errors = errors.into_inner().unwrap();
     if !errors.is_empty() {
-        bail!("{} row(s) failed; the aggregates cover the rest. First: {}", errors.len(), errors[0]);
+        bail!(
+            "{} row(s) failed; the aggregates cover the rest. First: {}",
+            errors.len(),
+            errors[0]
+        );
     }
     Ok(())
 }
@@ -437,15 +522,28 @@ fn eval_row(
     let t1 = Instant::now();
     let mut dec = codec.decode(&bytes, dopts)?;
     let dec_s = t1.elapsed().as_secs_f64();
-    ensure!(dec.shape == img.shape, "decoded shape {:?} ≠ original {:?}", dec.shape, img.shape);
+    ensure!(
+        dec.shape == img.shape,
+        "decoded shape {:?} ≠ original {:?}",
+        dec.shape,
+        img.shape
+    );
     dec.quantize_u8();
     let psnr = metrics::psnr(img, &dec)?;
     let ms_ssim = metrics::ms_ssim(img, &dec)?;
     if let Some(ex) = extractor {
-        write_features(&row_feature_path(&cfg.out, cname, target, name), &ex.extract(&patches(&dec, cfg.patch))?)?;
+        write_features(
+            &row_feature_path(&cfg.out, cname, target, name),
+            &ex.extract(&patches(&dec, cfg.patch))?,
+        )?;
     }
     if cfg.save_images {
-        let p = cfg.out.join("images").join(cname).join(fmt_bpp(target)).join(format!("{name}.png"));
+        let p = cfg
+            .out
+            .join("images")
+            .join(cname)
+            .join(fmt_bpp(target))
+            .join(format!("{name}.png"));
         std::fs::create_dir_all(p.parent().unwrap())?;
         image_io::save_png(&dec, &p)?;
     }
@@ -482,10 +580,15 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<()> {
     dirs.extend(shards.iter().cloned());
     for dir in &dirs {
         let i: RunInfo = serde_json::from_slice(
-            &std::fs::read(dir.join("run.json")).with_context(|| format!("{} has no run.json", dir.display()))?,
+            &std::fs::read(dir.join("run.json"))
+                .with_context(|| format!("{} has no run.json", dir.display()))?,
         )?;
         if let Some(prev) = &info {
-            ensure!(prev == &i, "{}: settings {i:?} differ from {prev:?}", dir.display());
+            ensure!(
+                prev == &i,
+                "{}: settings {i:?} differ from {prev:?}",
+                dir.display()
+            );
         }
         info = Some(i.clone());
         for r in read_rows(&dir.join("results.csv"))? {
@@ -494,7 +597,10 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<()> {
             }
             if i.feature_dim > 0 && !same_dir(dir, out) {
                 for (src, dst) in [
-                    (ref_feature_path(dir, &r.image), ref_feature_path(out, &r.image)),
+                    (
+                        ref_feature_path(dir, &r.image),
+                        ref_feature_path(out, &r.image),
+                    ),
                     (
                         row_feature_path(dir, &r.codec, r.target_bpp, &r.image),
                         row_feature_path(out, &r.codec, r.target_bpp, &r.image),
@@ -502,7 +608,8 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<()> {
                 ] {
                     if !dst.exists() {
                         std::fs::create_dir_all(dst.parent().unwrap())?;
-                        std::fs::copy(&src, &dst).with_context(|| format!("copying {}", src.display()))?;
+                        std::fs::copy(&src, &dst)
+                            .with_context(|| format!("copying {}", src.display()))?;
                     }
                 }
             }

@@ -5,7 +5,9 @@
 //! - `n_hit`: images whose file is within ±10 % of the target; `reached` = all of them;
 //! - `fid`, `kid`, `kid_std`: decoded patches vs the same images' original patches, all
 //!   patches of all images pooled (paired KID, see [`crate::metrics::fid`]).
-use super::{RATE_TOLERANCE, Row, RunInfo, fmt_bpp, read_features, ref_feature_path, row_feature_path};
+use super::{
+    RATE_TOLERANCE, Row, RunInfo, fmt_bpp, read_features, ref_feature_path, row_feature_path,
+};
 use crate::metrics::fid::{self, Features};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -52,7 +54,10 @@ fn mean(v: impl Iterator<Item = f64>) -> f64 {
 pub fn summarize(out: &Path, info: &RunInfo, rows: &[Row]) -> Result<Summary> {
     let mut groups: BTreeMap<(String, u64), Vec<&Row>> = BTreeMap::new();
     for r in rows {
-        groups.entry((r.codec.clone(), r.target_bpp.to_bits())).or_default().push(r);
+        groups
+            .entry((r.codec.clone(), r.target_bpp.to_bits()))
+            .or_default()
+            .push(r);
     }
     let mut images: Vec<String> = rows.iter().map(|r| r.image.clone()).collect();
     images.sort();
@@ -68,15 +73,23 @@ pub fn summarize(out: &Path, info: &RunInfo, rows: &[Row]) -> Result<Summary> {
             let mut x = Features::empty(info.feature_dim);
             let mut y = Features::empty(info.feature_dim);
             for r in &g {
-                let fx = read_features(&row_feature_path(out, &codec, target, &r.image), info.feature_dim)?;
+                let fx = read_features(
+                    &row_feature_path(out, &codec, target, &r.image),
+                    info.feature_dim,
+                )?;
                 let fy = read_features(&ref_feature_path(out, &r.image), info.feature_dim)?;
-                anyhow::ensure!(fx.n == fy.n, "{}: patch counts differ between decoded and reference", r.image);
+                anyhow::ensure!(
+                    fx.n == fy.n,
+                    "{}: patch counts differ between decoded and reference",
+                    r.image
+                );
                 x.extend(&fx)?;
                 y.extend(&fy)?;
             }
             n_patches = x.n;
             if x.n >= 2 {
-                fidv = Some(fid::fid(&x, &y).with_context(|| format!("FID for {codec} @ {target}"))?);
+                fidv =
+                    Some(fid::fid(&x, &y).with_context(|| format!("FID for {codec} @ {target}"))?);
                 let k = fid::kid(&x, &y)?;
                 kidv = Some(k.kid);
                 kstd = Some(k.kid_std);
@@ -90,7 +103,11 @@ pub fn summarize(out: &Path, info: &RunInfo, rows: &[Row]) -> Result<Summary> {
             reached: n_hit == g.len(),
             bpp: mean(g.iter().map(|r| r.bpp)),
             psnr: mean(g.iter().map(|r| r.psnr)),
-            ms_ssim: if ms.is_empty() { None } else { Some(mean(ms.iter().copied())) },
+            ms_ssim: if ms.is_empty() {
+                None
+            } else {
+                Some(mean(ms.iter().copied()))
+            },
             n_patches,
             fid: fidv,
             kid: kidv,
@@ -102,7 +119,9 @@ pub fn summarize(out: &Path, info: &RunInfo, rows: &[Row]) -> Result<Summary> {
             features: info.features.clone(),
             patch: info.patch,
             rate_tolerance: RATE_TOLERANCE,
-            kid_estimator: "paired MMD²_u, cubic polynomial kernel; kid_std over 100 seeded half-size subsets".into(),
+            kid_estimator:
+                "paired MMD²_u, cubic polynomial kernel; kid_std over 100 seeded half-size subsets"
+                    .into(),
             images,
         },
         entries,
@@ -119,7 +138,10 @@ pub fn write_all(out: &Path, info: &RunInfo, rows: &[Row]) -> Result<()> {
             plots.push(m);
         }
     }
-    crate::image_io::write_atomic(&out.join("report.md"), markdown(&s, rows, &plots).as_bytes())?;
+    crate::image_io::write_atomic(
+        &out.join("report.md"),
+        markdown(&s, rows, &plots).as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -163,8 +185,12 @@ fn plot(out: &Path, s: &Summary, m: &str) -> Result<bool> {
     if pts.is_empty() {
         return Ok(false);
     }
-    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     x0 = (x0 * 0.8).max(1e-4);
     x1 *= 1.25;
     let pad = ((y1 - y0) * 0.08).max(1e-6);
@@ -184,7 +210,12 @@ fn plot(out: &Path, s: &Summary, m: &str) -> Result<bool> {
             .configure_mesh()
             .x_desc("bits per pixel (log scale)")
             .y_desc(label(m))
-            .x_label_formatter(&|v| format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_string())
+            .x_label_formatter(&|v| {
+                format!("{:.3}", v)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            })
             .draw()?;
         for (i, (codec, mut v)) in series.into_iter().enumerate() {
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -192,12 +223,18 @@ fn plot(out: &Path, s: &Summary, m: &str) -> Result<bool> {
             chart
                 .draw_series(LineSeries::new(v.clone(), color.stroke_width(2)))?
                 .label(codec)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             chart.draw_series(v.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
         // Keep the legend where the curves are not: top right for lower-is-better metrics
         // (they fall with rate), top left for higher-is-better ones.
-        let pos = if matches!(m, "fid" | "kid") { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::UpperLeft };
+        let pos = if matches!(m, "fid" | "kid") {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::UpperLeft
+        };
         chart
             .configure_series_labels()
             .position(pos)
@@ -252,7 +289,9 @@ fn markdown(s: &Summary, rows: &[Row], plots: &[&str]) -> String {
     );
     let mut times: BTreeMap<(String, u64), (f64, f64, usize)> = BTreeMap::new();
     for r in rows {
-        let t = times.entry((r.codec.clone(), r.target_bpp.to_bits())).or_default();
+        let t = times
+            .entry((r.codec.clone(), r.target_bpp.to_bits()))
+            .or_default();
         t.0 += r.enc_s;
         t.1 += r.dec_s;
         t.2 += 1;
@@ -263,9 +302,16 @@ fn markdown(s: &Summary, rows: &[Row], plots: &[&str]) -> String {
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     let mut entries = s.entries.clone();
-    entries.sort_by(|a, b| a.target_bpp.total_cmp(&b.target_bpp).then(a.codec.cmp(&b.codec)));
+    entries.sort_by(|a, b| {
+        a.target_bpp
+            .total_cmp(&b.target_bpp)
+            .then(a.codec.cmp(&b.codec))
+    });
     for e in &entries {
-        let t = times.get(&(e.codec.clone(), e.target_bpp.to_bits())).copied().unwrap_or((0.0, 0.0, 1));
+        let t = times
+            .get(&(e.codec.clone(), e.target_bpp.to_bits()))
+            .copied()
+            .unwrap_or((0.0, 0.0, 1));
         let kid = match (e.kid, e.kid_std) {
             (Some(k), Some(sd)) => format!("{:.2} ± {:.2}", k * 1e3, sd * 1e3),
             _ => "–".into(),
@@ -303,9 +349,17 @@ fn markdown(s: &Summary, rows: &[Row], plots: &[&str]) -> String {
         })
         .collect();
     if missed.is_empty() {
-        let _ = writeln!(md, "\nEvery codec reached every target (±{:.0} %).", p.rate_tolerance * 100.0);
+        let _ = writeln!(
+            md,
+            "\nEvery codec reached every target (±{:.0} %).",
+            p.rate_tolerance * 100.0
+        );
     } else {
-        let _ = writeln!(md, "\nTargets not reached (±{:.0} %):\n", p.rate_tolerance * 100.0);
+        let _ = writeln!(
+            md,
+            "\nTargets not reached (±{:.0} %):\n",
+            p.rate_tolerance * 100.0
+        );
         for m in missed {
             let _ = writeln!(md, "- {m}");
         }

@@ -56,10 +56,20 @@ impl Config {
     }
     /// A small version for CI.
     pub fn quick() -> Self {
-        Config { batch: 64, files: 2, diagnose_files: 0, steps: 40, stops: vec![20, 30, 40], decode_steps: 60, ..Self::full() }
+        Config {
+            batch: 64,
+            files: 2,
+            diagnose_files: 0,
+            steps: 40,
+            stops: vec![20, 30, 40],
+            decode_steps: 60,
+            ..Self::full()
+        }
     }
     pub fn variances(&self) -> Vec<f64> {
-        (0..self.dims).map(|i| self.v0 * libm::pow(i as f64 + 1.0, -self.gamma)).collect()
+        (0..self.dims)
+            .map(|i| self.v0 * libm::pow(i as f64 + 1.0, -self.gamma))
+            .collect()
     }
 }
 
@@ -130,15 +140,26 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
     let shape = Shape::new(3, total / 3 / w, w);
     assert_eq!(shape.len(), total, "dims·batch must be a multiple of 3·{w}");
     let params = |channel| DiffcParams {
-        schedule: Schedule::LinearLogSnr { lmin: cfg.lmin, lmax: cfg.lmax },
+        schedule: Schedule::LinearLogSnr {
+            lmin: cfg.lmin,
+            lmax: cfg.lmax,
+        },
         steps: cfg.steps,
         channel,
-        pfr: PfrParams { chunk_kl: cfg.chunk_kl, padding: cfg.padding, max_log2k: 20 },
+        pfr: PfrParams {
+            chunk_kl: cfg.chunk_kl,
+            padding: cfg.padding,
+            max_log2k: 20,
+        },
         mixed_threshold: 0.0,
     };
-    let grid = params(ChannelKind::Pfr).canonical().schedule.grid(cfg.steps);
+    let grid = params(ChannelKind::Pfr)
+        .canonical()
+        .schedule
+        .grid(cfg.steps);
     let np = cfg.stops.len();
-    let (mut kl, mut coded, mut payload, mut coded_uq) = (vec![0.0; np], vec![0.0; np], vec![0.0; np], vec![0.0; np]);
+    let (mut kl, mut coded, mut payload, mut coded_uq) =
+        (vec![0.0; np], vec![0.0; np], vec![0.0; np], vec![0.0; np]);
     let mut recon_a: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
     let mut recon_f: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
     let (mut se_a, mut se_f) = (vec![0.0; np], vec![0.0; np]);
@@ -147,8 +168,13 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
     for f in 0..cfg.files {
         // the data: batch samples of N(0, diag v)
         let mut s = Stream::new(f as u64, Purpose::Experiment, 1, 0, 0);
-        let x: Vec<f32> = (0..total).map(|i| (s.normal() * v[i % cfg.dims].sqrt()) as f32).collect();
-        let img = Image { shape, data: x.clone() };
+        let x: Vec<f32> = (0..total)
+            .map(|i| (s.normal() * v[i % cfg.dims].sqrt()) as f32)
+            .collect();
+        let img = Image {
+            shape,
+            data: x.clone(),
+        };
         let mut codec = DiffC::new(model.clone());
         codec.seed = 1000 + f as u64;
         codec.params = params(ChannelKind::Pfr);
@@ -169,16 +195,39 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
             kl[p] += recs[1..=stop].iter().map(|r| r.kl_bits).sum::<f64>();
             coded[p] += rec.file.len() as f64 * 8.0;
             let mut head = Vec::new();
-            crate::container::put_varint(&mut head, stop as u64 * crate::codec::diffc::FRACTIONS as u64 * 3);
+            crate::container::put_varint(
+                &mut head,
+                stop as u64 * crate::codec::diffc::FRACTIONS as u64 * 3,
+            );
             let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + head.len();
             payload[p] += (rec.file.len() - overhead) as f64 * 8.0;
             coded_uq[p] += recs_uq[stop].file.len() as f64 * 8.0;
             // the decoder must rebuild exactly the encoder's latent
             let (z, l, _, _) = codec.decode_latent(&rec.file)?;
-            anyhow::ensure!(Some(&z) == rec.z.as_ref(), "decoder latent differs from encoder's at stop {stop}");
-            for (kind, out, se) in [(DecoderKind::Sde, &mut recon_a, &mut se_a), (DecoderKind::Ode, &mut recon_f, &mut se_f)] {
-                let xr = codec.reconstruct(&z, l, shape, &DecodeOptions { decoder: kind, steps: Some(cfg.decode_steps), progress: false }, codec.seed)?;
-                se[p] += xr.iter().zip(&x).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>();
+            anyhow::ensure!(
+                Some(&z) == rec.z.as_ref(),
+                "decoder latent differs from encoder's at stop {stop}"
+            );
+            for (kind, out, se) in [
+                (DecoderKind::Sde, &mut recon_a, &mut se_a),
+                (DecoderKind::Ode, &mut recon_f, &mut se_f),
+            ] {
+                let xr = codec.reconstruct(
+                    &z,
+                    l,
+                    shape,
+                    &DecodeOptions {
+                        decoder: kind,
+                        steps: Some(cfg.decode_steps),
+                        progress: false,
+                    },
+                    codec.seed,
+                )?;
+                se[p] += xr
+                    .iter()
+                    .zip(&x)
+                    .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                    .sum::<f64>();
                 out[p].push(xr);
             }
         }
@@ -195,10 +244,21 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
             let l = grid[stop];
             let (a, s) = alpha_sigma(l);
             let snr = |vi: f64| a * a * vi / (s * s);
-            let ideal: f64 = v.iter().map(|&vi| 0.5 * libm::log2(1.0 + snr(vi))).sum::<f64>() * cfg.batch as f64;
-            let mmse: f64 = v.iter().map(|&vi| vi * s * s / (a * a * vi + s * s)).sum::<f64>() / cfg.dims as f64;
-            let mse_f_th: f64 =
-                v.iter().map(|&vi| 2.0 * vi * (1.0 - (a * a * vi / (a * a * vi + s * s)).sqrt())).sum::<f64>() / cfg.dims as f64;
+            let ideal: f64 = v
+                .iter()
+                .map(|&vi| 0.5 * libm::log2(1.0 + snr(vi)))
+                .sum::<f64>()
+                * cfg.batch as f64;
+            let mmse: f64 = v
+                .iter()
+                .map(|&vi| vi * s * s / (a * a * vi + s * s))
+                .sum::<f64>()
+                / cfg.dims as f64;
+            let mse_f_th: f64 = v
+                .iter()
+                .map(|&vi| 2.0 * vi * (1.0 - (a * a * vi / (a * a * vi + s * s)).sqrt()))
+                .sum::<f64>()
+                / cfg.dims as f64;
             Point {
                 stop_step: stop,
                 logsnr: l,
@@ -218,7 +278,11 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
         .collect();
     Ok(Report {
         config: cfg.clone(),
-        truncated_chunk_fraction: if chunks > 0 { truncated as f64 / chunks as f64 } else { 0.0 },
+        truncated_chunk_fraction: if chunks > 0 {
+            truncated as f64 / chunks as f64
+        } else {
+            0.0
+        },
         pfr_chunks_diagnosed: chunks,
         points,
         seconds: t0.elapsed().as_secs_f64(),
@@ -233,8 +297,14 @@ pub fn plot(r: &Report, path: &std::path::Path) -> Result<()> {
     let (left, right) = root.split_horizontally(500);
     let pts = &r.points;
     let lx = |p: &Point| p.logsnr;
-    let (x0, x1) = (pts.iter().map(lx).fold(f64::MAX, f64::min), pts.iter().map(lx).fold(f64::MIN, f64::max));
-    let ymax = pts.iter().map(|p| p.coded_bits.max(p.coded_bits_uq)).fold(1.0, f64::max);
+    let (x0, x1) = (
+        pts.iter().map(lx).fold(f64::MAX, f64::min),
+        pts.iter().map(lx).fold(f64::MIN, f64::max),
+    );
+    let ymax = pts
+        .iter()
+        .map(|p| p.coded_bits.max(p.coded_bits_uq))
+        .fold(1.0, f64::max);
     let mut c = ChartBuilder::on(&left)
         .caption("rate vs stopping log-SNR (bits/file)", ("sans-serif", 16))
         .margin(10)
@@ -243,18 +313,34 @@ pub fn plot(r: &Report, path: &std::path::Path) -> Result<()> {
         .build_cartesian_2d(x0..x1, (1.0..ymax * 1.2).log_scale())?;
     c.configure_mesh().x_desc("log-SNR").draw()?;
     for (name, col, f) in [
-        ("ideal I(X;Z)", BLACK, (|p: &Point| p.ideal_bits) as fn(&Point) -> f64),
+        (
+            "ideal I(X;Z)",
+            BLACK,
+            (|p: &Point| p.ideal_bits) as fn(&Point) -> f64,
+        ),
         ("Σ step KL", BLUE, |p: &Point| p.kl_bits),
         ("coded (PFR)", RED, |p: &Point| p.coded_bits),
         ("coded (UQ)", GREEN, |p: &Point| p.coded_bits_uq),
     ] {
-        c.draw_series(LineSeries::new(pts.iter().map(|p| (p.logsnr, f(p).max(1.0))), col))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
+        c.draw_series(LineSeries::new(
+            pts.iter().map(|p| (p.logsnr, f(p).max(1.0))),
+            col,
+        ))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
     }
-    c.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
-    let ymin = pts.iter().map(|p| p.mse_f.min(p.mse_f_theory)).fold(f64::MAX, f64::min);
-    let ymaxm = pts.iter().map(|p| p.mse_a.max(p.mse_a_theory)).fold(0.0, f64::max);
+    c.configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    let ymin = pts
+        .iter()
+        .map(|p| p.mse_f.min(p.mse_f_theory))
+        .fold(f64::MAX, f64::min);
+    let ymaxm = pts
+        .iter()
+        .map(|p| p.mse_a.max(p.mse_a_theory))
+        .fold(0.0, f64::max);
     let mut c = ChartBuilder::on(&right)
         .caption("MSE vs stopping log-SNR", ("sans-serif", 16))
         .margin(10)
@@ -272,7 +358,10 @@ pub fn plot(r: &Report, path: &std::path::Path) -> Result<()> {
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], col));
     }
-    c.configure_series_labels().background_style(WHITE).border_style(BLACK).draw()?;
+    c.configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

@@ -29,13 +29,19 @@ pub struct RccBench {
 
 pub fn run(chunk_dims: usize, log2k: u32, chunks: usize) -> RccBench {
     let mut s = Stream::new(0, Purpose::Experiment, 2, 0, 0);
-    let ms: Vec<Vec<f32>> = (0..chunks).map(|_| (0..chunk_dims).map(|_| (s.normal() * 0.3) as f32).collect()).collect();
+    let ms: Vec<Vec<f32>> = (0..chunks)
+        .map(|_| (0..chunk_dims).map(|_| (s.normal() * 0.3) as f32).collect())
+        .collect();
     let k = (1u64 << log2k) - 1;
     let mut results = Vec::new();
     let mut picks = Vec::new();
     for (name, scorer) in [("reference", Scorer::Reference), ("fast", Scorer::Fast)] {
         let t = std::time::Instant::now();
-        let p: Vec<u64> = ms.iter().enumerate().map(|(j, m)| select(scorer, 1, 0, j as u64, m, k).0).collect();
+        let p: Vec<u64> = ms
+            .iter()
+            .enumerate()
+            .map(|(j, m)| select(scorer, 1, 0, j as u64, m, k).0)
+            .collect();
         let secs = t.elapsed().as_secs_f64();
         picks.push(p);
         results.push(ScorerBench {

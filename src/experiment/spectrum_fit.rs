@@ -26,7 +26,9 @@ pub fn centre_tile(img: &Image, tile: usize, down: usize) -> Option<Vec<f64>> {
                 let mut acc = 0.0;
                 for dy in 0..down {
                     for dx in 0..down {
-                        acc += img.data[c * s.h * s.w + ((oy + y) * down + dy) * s.w + (ox + x) * down + dx] as f64;
+                        acc += img.data
+                            [c * s.h * s.w + ((oy + y) * down + dy) * s.w + (ox + x) * down + dx]
+                            as f64;
                     }
                 }
                 t[c * tile * tile + y * tile + x] = acc / (down * down) as f64;
@@ -41,7 +43,10 @@ pub fn fit(images: &[Image], tile: usize, down: usize) -> Result<SpectrumParams>
     let r2 = 1.0 / 2f64.sqrt();
     let r6 = 1.0 / 6f64.sqrt();
     let color = [[r3, r3, r3], [r2, 0.0, -r2], [r6, -2.0 * r6, r6]];
-    let tiles: Vec<Vec<f64>> = images.iter().filter_map(|img| centre_tile(img, tile, down)).collect();
+    let tiles: Vec<Vec<f64>> = images
+        .iter()
+        .filter_map(|img| centre_tile(img, tile, down))
+        .collect();
     if tiles.is_empty() {
         bail!("no image is large enough for a {tile}×{tile} tile after {down}× downsampling");
     }
@@ -58,11 +63,15 @@ pub fn fit(images: &[Image], tile: usize, down: usize) -> Result<SpectrumParams>
     let fmax = 0.5f64.hypot(0.5);
     let bin_of = |ky: usize, kx: usize| {
         let f = (ky as f64 / (2.0 * tile as f64)).hypot(kx as f64 / (2.0 * tile as f64));
-        ((libm::log(f / (0.5 / tile as f64)) / libm::log(fmax / (0.5 / tile as f64))) * (BINS - 1) as f64).round() as usize
+        ((libm::log(f / (0.5 / tile as f64)) / libm::log(fmax / (0.5 / tile as f64)))
+            * (BINS - 1) as f64)
+            .round() as usize
     };
     for (ti, t) in tiles.iter().enumerate() {
         for o in 0..3 {
-            let mut plane: Vec<f64> = (0..n).map(|i| (0..3).map(|k| color[o][k] * (t[k * n + i] - mean[k])).sum()).collect();
+            let mut plane: Vec<f64> = (0..n)
+                .map(|i| (0..3).map(|k| color[o][k] * (t[k * n + i] - mean[k])).sum())
+                .collect();
             dct2d(&mut plane, tile, tile, false);
             for ky in 0..tile {
                 for kx in 0..tile {
@@ -79,13 +88,23 @@ pub fn fit(images: &[Image], tile: usize, down: usize) -> Result<SpectrumParams>
         }
     }
     let floor = (2.0f64 / 255.0).powi(2) / 12.0;
-    let mut p = SpectrumParams { color, mean, amp: [0.0; 3], gamma: [0.0; 3], f0: [0.0; 3], floor };
+    let mut p = SpectrumParams {
+        color,
+        mean,
+        amp: [0.0; 3],
+        gamma: [0.0; 3],
+        f0: [0.0; 3],
+        floor,
+    };
     for o in 0..3 {
         // (log f², log power) per bin, centre frequency from the bin index
         let pts: Vec<(f64, f64)> = (0..BINS)
             .filter(|&b| cnt[b] > 0 && pow[o][b] > 0.0)
             .map(|b| {
-                let f = (0.5 / tile as f64) * libm::exp(b as f64 / (BINS - 1) as f64 * libm::log(fmax / (0.5 / tile as f64)));
+                let f = (0.5 / tile as f64)
+                    * libm::exp(
+                        b as f64 / (BINS - 1) as f64 * libm::log(fmax / (0.5 / tile as f64)),
+                    );
                 (f * f, libm::log(pow[o][b] / (cnt[b] * tiles.len()) as f64))
             })
             .collect();
@@ -95,8 +114,15 @@ pub fn fit(images: &[Image], tile: usize, down: usize) -> Result<SpectrumParams>
             for fi in 0..=40 {
                 let f0 = 1e-4 * libm::pow(10.0, fi as f64 * 0.075);
                 // log P = log A − (g/2) log(f² + f0²)  (+ floor ignored in the fit)
-                let la: f64 = pts.iter().map(|&(f2, lp)| lp + 0.5 * g * libm::log(f2 + f0 * f0)).sum::<f64>() / pts.len() as f64;
-                let err: f64 = pts.iter().map(|&(f2, lp)| (lp - la + 0.5 * g * libm::log(f2 + f0 * f0)).powi(2)).sum();
+                let la: f64 = pts
+                    .iter()
+                    .map(|&(f2, lp)| lp + 0.5 * g * libm::log(f2 + f0 * f0))
+                    .sum::<f64>()
+                    / pts.len() as f64;
+                let err: f64 = pts
+                    .iter()
+                    .map(|&(f2, lp)| (lp - la + 0.5 * g * libm::log(f2 + f0 * f0)).powi(2))
+                    .sum();
                 if err < best.0 {
                     best = (err, libm::exp(la), g, f0);
                 }

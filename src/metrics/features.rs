@@ -24,8 +24,16 @@ pub struct Patch {
 pub fn patches(img: &Image, p: usize) -> Vec<Patch> {
     let s = img.shape;
     assert_eq!(s.c, 3, "patches: RGB images only");
-    let (ny, nx) = if s.h < p || s.w < p { (1, 1) } else { (s.h / p, s.w / p) };
-    let (ph, pw) = if s.h < p || s.w < p { (s.h, s.w) } else { (p, p) };
+    let (ny, nx) = if s.h < p || s.w < p {
+        (1, 1)
+    } else {
+        (s.h / p, s.w / p)
+    };
+    let (ph, pw) = if s.h < p || s.w < p {
+        (s.h, s.w)
+    } else {
+        (p, p)
+    };
     let mut out = Vec::with_capacity(ny * nx);
     for by in 0..ny {
         for bx in 0..nx {
@@ -44,7 +52,14 @@ pub fn patches(img: &Image, p: usize) -> Vec<Patch> {
 
 /// Bilinear resize of planar data (`c` channels) to `oh × ow`, PyTorch
 /// `align_corners=False` semantics without antialiasing.
-pub fn resize_bilinear(src: &[f32], c: usize, h: usize, w: usize, oh: usize, ow: usize) -> Vec<f32> {
+pub fn resize_bilinear(
+    src: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
     fn taps(n_in: usize, n_out: usize) -> Vec<(usize, usize, f32)> {
         let scale = n_in as f64 / n_out as f64;
         (0..n_out)
@@ -121,7 +136,11 @@ impl FeatureExtractor for TinyFeatures {
     fn extract(&self, patches: &[Patch]) -> Result<Features> {
         let mut data = Vec::with_capacity(patches.len() * 51);
         for p in patches {
-            data.extend(resize_bilinear(&p.data, 3, p.h, p.w, 4, 4).iter().map(|v| v / 127.5 - 1.0));
+            data.extend(
+                resize_bilinear(&p.data, 3, p.h, p.w, 4, 4)
+                    .iter()
+                    .map(|v| v / 127.5 - 1.0),
+            );
             let n = p.h * p.w;
             for c in 0..3 {
                 let pl = &p.data[c * n..(c + 1) * n];

@@ -30,17 +30,34 @@ pub struct Features {
 
 impl Features {
     pub fn new(d: usize, data: Vec<f32>) -> Result<Self> {
-        ensure!(d > 0 && data.len() % d == 0, "feature data length {} is not a multiple of d = {d}", data.len());
-        Ok(Features { n: data.len() / d, d, data })
+        ensure!(
+            d > 0 && data.len() % d == 0,
+            "feature data length {} is not a multiple of d = {d}",
+            data.len()
+        );
+        Ok(Features {
+            n: data.len() / d,
+            d,
+            data,
+        })
     }
     pub fn empty(d: usize) -> Self {
-        Features { n: 0, d, data: Vec::new() }
+        Features {
+            n: 0,
+            d,
+            data: Vec::new(),
+        }
     }
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
     pub fn extend(&mut self, other: &Features) -> Result<()> {
-        ensure!(self.d == other.d, "feature dims differ ({} vs {})", self.d, other.d);
+        ensure!(
+            self.d == other.d,
+            "feature dims differ ({} vs {})",
+            self.d,
+            other.d
+        );
         self.data.extend_from_slice(&other.data);
         self.n += other.n;
         Ok(())
@@ -81,7 +98,11 @@ pub fn fid(a: &Features, b: &Features) -> Result<f64> {
 pub fn fid_with(a: &Features, b: &Features, method: SqrtMethod) -> Result<f64> {
     ensure!(a.d == b.d, "FID: feature dims differ ({} vs {})", a.d, b.d);
     if a.n < 2 || b.n < 2 {
-        bail!("FID needs at least 2 feature vectors per set (got {} and {})", a.n, b.n);
+        bail!(
+            "FID needs at least 2 feature vectors per set (got {} and {})",
+            a.n,
+            b.n
+        );
     }
     let (mu1, a1) = mean_and_centred(a);
     let (mu2, a2) = mean_and_centred(b);
@@ -106,7 +127,11 @@ pub fn fid_with(a: &Features, b: &Features, method: SqrtMethod) -> Result<f64> {
         let half = &e1.eigenvectors * DMatrix::from_diagonal(&sq) * e1.eigenvectors.transpose();
         let m = &half * s2 * &half;
         let m = (&m + m.transpose()) * 0.5;
-        SymmetricEigen::new(m).eigenvalues.iter().map(|v| v.max(0.0).sqrt()).sum()
+        SymmetricEigen::new(m)
+            .eigenvalues
+            .iter()
+            .map(|v| v.max(0.0).sqrt())
+            .sum()
     };
     Ok(dmu + tr1 + tr2 - 2.0 * tr_sqrt)
 }
@@ -169,7 +194,8 @@ fn mmd_paired(kxx: &DMatrix<f64>, kyy: &DMatrix<f64>, kxy: &DMatrix<f64>, idx: &
 fn mmd_unpaired(kxx: &DMatrix<f64>, kyy: &DMatrix<f64>, kxy: &DMatrix<f64>) -> f64 {
     let (m, n) = (kxx.nrows(), kyy.nrows());
     let off = |k: &DMatrix<f64>| k.sum() - k.diagonal().sum();
-    off(kxx) / (m * (m - 1)) as f64 + off(kyy) / (n * (n - 1)) as f64 - 2.0 * kxy.sum() / (m * n) as f64
+    off(kxx) / (m * (m - 1)) as f64 + off(kyy) / (n * (n - 1)) as f64
+        - 2.0 * kxy.sum() / (m * n) as f64
 }
 
 /// SplitMix64: the seeded index shuffles for the KID spread (no shared state).
@@ -189,13 +215,20 @@ impl SplitMix {
 pub fn kid(x: &Features, y: &Features) -> Result<KidResult> {
     ensure!(x.d == y.d, "KID: feature dims differ ({} vs {})", x.d, y.d);
     if x.n < 2 || y.n < 2 {
-        bail!("KID needs at least 2 feature vectors per set (got {} and {})", x.n, y.n);
+        bail!(
+            "KID needs at least 2 feature vectors per set (got {} and {})",
+            x.n,
+            y.n
+        );
     }
     let kxx = kernel_matrix(x, x);
     let kyy = kernel_matrix(y, y);
     let kxy = kernel_matrix(x, y);
     if x.n != y.n {
-        return Ok(KidResult { kid: mmd_unpaired(&kxx, &kyy, &kxy), kid_std: 0.0 });
+        return Ok(KidResult {
+            kid: mmd_unpaired(&kxx, &kyy, &kxy),
+            kid_std: 0.0,
+        });
     }
     let n = x.n;
     let all: Vec<usize> = (0..n).collect();
@@ -224,5 +257,9 @@ pub fn kid(x: &Features, y: &Features) -> Result<KidResult> {
 pub fn kid_unpaired(x: &Features, y: &Features) -> Result<f64> {
     ensure!(x.d == y.d, "KID: feature dims differ");
     ensure!(x.n >= 2 && y.n >= 2, "KID needs at least 2 vectors per set");
-    Ok(mmd_unpaired(&kernel_matrix(x, x), &kernel_matrix(y, y), &kernel_matrix(x, y)))
+    Ok(mmd_unpaired(
+        &kernel_matrix(x, x),
+        &kernel_matrix(y, y),
+        &kernel_matrix(x, y),
+    ))
 }

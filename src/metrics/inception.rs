@@ -25,7 +25,9 @@ pub fn default_weights_path() -> PathBuf {
     if let Some(p) = std::env::var_os("DIFFC_INCEPTION") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache/diffc/inception.safetensors")
 }
 
@@ -64,21 +66,42 @@ impl Loader {
     fn conv(&self, name: &str) -> Result<ConvBn> {
         let full = format!("net.layers.{name}");
         let get = |k: &str| {
-            self.t.get(&format!("{full}.{k}")).cloned().ok_or_else(|| anyhow!("inception weights: missing {full}.{k}"))
+            self.t
+                .get(&format!("{full}.{k}"))
+                .cloned()
+                .ok_or_else(|| anyhow!("inception weights: missing {full}.{k}"))
         };
         let (w, beta, mean, var) = (get("weight")?, get("beta")?, get("mean")?, get("var")?);
-        let params = self.meta.get(&format!("conv.{full}")).ok_or_else(|| anyhow!("inception weights: no stride/padding for {full}"))?;
-        let p: Vec<usize> = params.split(',').map(|s| s.trim().parse()).collect::<std::result::Result<_, _>>()?;
+        let params = self
+            .meta
+            .get(&format!("conv.{full}"))
+            .ok_or_else(|| anyhow!("inception weights: no stride/padding for {full}"))?;
+        let p: Vec<usize> = params
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<std::result::Result<_, _>>()?;
         ensure!(p.len() == 3, "bad conv metadata for {full}: {params}");
         // Fold BN: y = (conv(x) − mean)/√(var+ε) + β.
         let scale = (var.to_dtype(DType::F64)? + BN_EPS)?.sqrt()?.recip()?;
-        let w = w.to_dtype(DType::F64)?.broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?.to_dtype(DType::F32)?;
-        let b = (beta.to_dtype(DType::F64)? - (mean.to_dtype(DType::F64)? * &scale)?)?.to_dtype(DType::F32)?;
+        let w = w
+            .to_dtype(DType::F64)?
+            .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?
+            .to_dtype(DType::F32)?;
+        let b = (beta.to_dtype(DType::F64)? - (mean.to_dtype(DType::F64)? * &scale)?)?
+            .to_dtype(DType::F32)?;
         let b = b.reshape((1, (), 1, 1))?;
-        Ok(ConvBn { w, b, stride: p[0], pad: (p[1], p[2]) })
+        Ok(ConvBn {
+            w,
+            b,
+            stride: p[0],
+            pad: (p[1], p[2]),
+        })
     }
     fn seq(&self, prefix: &str, names: &[&str]) -> Result<Vec<ConvBn>> {
-        names.iter().map(|n| self.conv(&format!("{prefix}.{n}"))).collect()
+        names
+            .iter()
+            .map(|n| self.conv(&format!("{prefix}.{n}")))
+            .collect()
     }
 }
 
@@ -93,7 +116,11 @@ fn run_seq(convs: &[ConvBn], x: &Tensor) -> Result<Tensor> {
 /// 3×3 stride-1 average pool with padding 1, not counting the padding (TF "SAME").
 fn avg_pool_3x3_same(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    let sum = (x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.avg_pool2d_with_stride(3, 1)? * 9.0)?;
+    let sum = (x
+        .pad_with_zeros(2, 1, 1)?
+        .pad_with_zeros(3, 1, 1)?
+        .avg_pool2d_with_stride(3, 1)?
+        * 9.0)?;
     let count: Vec<f32> = (0..h * w)
         .map(|i| {
             let (y, xx) = (i / w, i % w);
@@ -109,34 +136,78 @@ fn avg_pool_3x3_same(x: &Tensor) -> Result<Tensor> {
 /// 3×3 stride-1 max pool with padding 1; inputs are ReLU outputs (≥ 0), so zero padding
 /// is equivalent to −∞ padding.
 fn max_pool_3x3_same(x: &Tensor) -> Result<Tensor> {
-    Ok(x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.max_pool2d_with_stride(3, 1)?)
+    Ok(x.pad_with_zeros(2, 1, 1)?
+        .pad_with_zeros(3, 1, 1)?
+        .max_pool2d_with_stride(3, 1)?)
 }
 
 enum Block {
-    A { conv: ConvBn, tower: Vec<ConvBn>, tower_1: Vec<ConvBn>, pool_conv: ConvBn },
-    B { conv: ConvBn, tower: Vec<ConvBn> },
-    C { conv: ConvBn, tower: Vec<ConvBn>, tower_1: Vec<ConvBn>, pool_conv: ConvBn },
-    D { tower: Vec<ConvBn>, tower_1: Vec<ConvBn> },
-    E { c: [ConvBn; 9], max_pool: bool },
+    A {
+        conv: ConvBn,
+        tower: Vec<ConvBn>,
+        tower_1: Vec<ConvBn>,
+        pool_conv: ConvBn,
+    },
+    B {
+        conv: ConvBn,
+        tower: Vec<ConvBn>,
+    },
+    C {
+        conv: ConvBn,
+        tower: Vec<ConvBn>,
+        tower_1: Vec<ConvBn>,
+        pool_conv: ConvBn,
+    },
+    D {
+        tower: Vec<ConvBn>,
+        tower_1: Vec<ConvBn>,
+    },
+    E {
+        c: [ConvBn; 9],
+        max_pool: bool,
+    },
 }
 
 impl Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let parts = match self {
-            Block::A { conv, tower, tower_1, pool_conv } | Block::C { conv, tower, tower_1, pool_conv } => vec![
+            Block::A {
+                conv,
+                tower,
+                tower_1,
+                pool_conv,
+            }
+            | Block::C {
+                conv,
+                tower,
+                tower_1,
+                pool_conv,
+            } => vec![
                 conv.forward(x)?,
                 run_seq(tower, x)?,
                 run_seq(tower_1, x)?,
                 pool_conv.forward(&avg_pool_3x3_same(x)?)?,
             ],
-            Block::B { conv, tower } => vec![conv.forward(x)?, run_seq(tower, x)?, x.max_pool2d_with_stride(3, 2)?],
-            Block::D { tower, tower_1 } => vec![run_seq(tower, x)?, run_seq(tower_1, x)?, x.max_pool2d_with_stride(3, 2)?],
+            Block::B { conv, tower } => vec![
+                conv.forward(x)?,
+                run_seq(tower, x)?,
+                x.max_pool2d_with_stride(3, 2)?,
+            ],
+            Block::D { tower, tower_1 } => vec![
+                run_seq(tower, x)?,
+                run_seq(tower_1, x)?,
+                x.max_pool2d_with_stride(3, 2)?,
+            ],
             Block::E { c, max_pool } => {
                 // c: conv, tower_conv, tower_mixed_conv, tower_mixed_conv_1, tower_1_conv,
                 //    tower_1_conv_1, tower_1_mixed_conv, tower_1_mixed_conv_1, tower_2_conv
                 let a = c[1].forward(x)?;
                 let b = c[5].forward(&c[4].forward(x)?)?;
-                let pooled = if *max_pool { max_pool_3x3_same(x)? } else { avg_pool_3x3_same(x)? };
+                let pooled = if *max_pool {
+                    max_pool_3x3_same(x)?
+                } else {
+                    avg_pool_3x3_same(x)?
+                };
                 vec![
                     c[0].forward(x)?,
                     c[2].forward(&a)?,
@@ -168,11 +239,15 @@ impl Inception {
                 path.display()
             )
         })?;
-        let (_, st_meta) = safetensors::SafeTensors::read_metadata(&bytes).context("parsing safetensors header")?;
+        let (_, st_meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .context("parsing safetensors header")?;
         let meta = st_meta.metadata().clone().unwrap_or_default();
         let t = candle_core::safetensors::load_buffer(&bytes, device)?;
         let l = Loader { t, meta };
-        let stem = ["conv", "conv_1", "conv_2", "conv_3", "conv_4"].iter().map(|n| l.conv(n)).collect::<Result<_>>()?;
+        let stem = ["conv", "conv_1", "conv_2", "conv_3", "conv_4"]
+            .iter()
+            .map(|n| l.conv(n))
+            .collect::<Result<_>>()?;
         let mut blocks = Vec::new();
         for m in ["mixed", "mixed_1", "mixed_2"] {
             blocks.push(Block::A {
@@ -182,12 +257,18 @@ impl Inception {
                 pool_conv: l.conv(&format!("{m}.tower_2.conv"))?,
             });
         }
-        blocks.push(Block::B { conv: l.conv("mixed_3.conv")?, tower: l.seq("mixed_3.tower", &["conv", "conv_1", "conv_2"])? });
+        blocks.push(Block::B {
+            conv: l.conv("mixed_3.conv")?,
+            tower: l.seq("mixed_3.tower", &["conv", "conv_1", "conv_2"])?,
+        });
         for m in ["mixed_4", "mixed_5", "mixed_6", "mixed_7"] {
             blocks.push(Block::C {
                 conv: l.conv(&format!("{m}.conv"))?,
                 tower: l.seq(&format!("{m}.tower"), &["conv", "conv_1", "conv_2"])?,
-                tower_1: l.seq(&format!("{m}.tower_1"), &["conv", "conv_1", "conv_2", "conv_3", "conv_4"])?,
+                tower_1: l.seq(
+                    &format!("{m}.tower_1"),
+                    &["conv", "conv_1", "conv_2", "conv_3", "conv_4"],
+                )?,
                 pool_conv: l.conv(&format!("{m}.tower_2.conv"))?,
             });
         }
@@ -211,7 +292,11 @@ impl Inception {
             let c: [ConvBn; 9] = v.try_into().map_err(|_| anyhow!("internal: 9 convs"))?;
             blocks.push(Block::E { c, max_pool });
         }
-        Ok(Inception { stem, blocks, device: device.clone() })
+        Ok(Inception {
+            stem,
+            blocks,
+            device: device.clone(),
+        })
     }
 
     /// Features of a normalised batch `N × 3 × 299 × 299` (values `(x − 128)/128`).
@@ -234,7 +319,10 @@ impl Inception {
 
     /// Features of `n` planar RGB images, 299 × 299, values 0..255 (floats allowed).
     pub fn features_u8(&self, pixels: &[f32], n: usize) -> Result<Vec<f32>> {
-        ensure!(pixels.len() == n * 3 * INPUT * INPUT, "features_u8: expected {n}×3×299×299 values");
+        ensure!(
+            pixels.len() == n * 3 * INPUT * INPUT,
+            "features_u8: expected {n}×3×299×299 values"
+        );
         let x: Vec<f32> = pixels.iter().map(|&v| (v - 128.0) / 128.0).collect();
         let x = Tensor::from_vec(x, (n, 3, INPUT, INPUT), &self.device)?;
         Ok(self.forward(&x)?.flatten_all()?.to_vec1::<f32>()?)

@@ -12,7 +12,7 @@ pub mod inception;
 pub mod ms_ssim;
 pub mod psnr;
 
-pub use fid::{fid, kid, KidResult};
+pub use fid::{KidResult, fid, kid};
 pub use ms_ssim::ms_ssim;
 pub use psnr::psnr;
 

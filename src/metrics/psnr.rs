@@ -20,5 +20,9 @@ pub fn mse_u8(a: &Image, b: &Image) -> Result<f64> {
 /// Identical images give `f64::INFINITY`.
 pub fn psnr(a: &Image, b: &Image) -> Result<f64> {
     let mse = mse_u8(a, b)?;
-    Ok(if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() })
+    Ok(if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    })
 }

@@ -67,7 +67,10 @@ impl Gdn {
     fn new(c: usize, inverse: bool, vb: VarBuilder) -> Result<Self> {
         let gamma = vb.get((c, c), "gamma")?.reshape((c, c, 1, 1))?;
         let beta = vb.get(c, "beta")?;
-        Ok(Gdn { conv: Conv2d::new(gamma, Some(beta), Conv2dConfig::default()), inverse })
+        Ok(Gdn {
+            conv: Conv2d::new(gamma, Some(beta), Conv2dConfig::default()),
+            inverse,
+        })
     }
 }
 
@@ -82,11 +85,17 @@ impl Module for Gdn {
 pub fn depth_to_space(x: &Tensor, r: usize) -> Result<Tensor> {
     let (b, c4, h, w) = x.dims4()?;
     let c = c4 / (r * r);
-    x.reshape((b, c, r, r, h, w))?.permute((0, 1, 4, 2, 5, 3))?.reshape((b, c, h * r, w * r))
+    x.reshape((b, c, r, r, h, w))?
+        .permute((0, 1, 4, 2, 5, 3))?
+        .reshape((b, c, h * r, w * r))
 }
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig { padding: (k - 1) / 2, stride, ..Default::default() };
+    let cfg = Conv2dConfig {
+        padding: (k - 1) / 2,
+        stride,
+        ..Default::default()
+    };
     candle_nn::conv2d(cin, cout, k, cfg, vb)
 }
 
@@ -115,12 +124,34 @@ impl Hyperprior {
         let rows = |t: Tensor| -> Result<Vec<Vec<f32>>> { t.to_vec2::<f32>() };
         Ok(Hyperprior {
             cfg: cfg.clone(),
-            g_a: vec![conv(3, n, 5, 2, ga.pp(0))?, conv(n, n, 5, 2, ga.pp(1))?, conv(n, n, 5, 2, ga.pp(2))?, conv(n, m, 5, 2, ga.pp(3))?],
-            g_a_gdn: (0..3).map(|i| Gdn::new(n, false, ga.pp(format!("gdn{i}")))).collect::<Result<_>>()?,
-            g_s: vec![conv(m, 4 * n, 3, 1, gs.pp(0))?, conv(n, 4 * n, 3, 1, gs.pp(1))?, conv(n, 4 * n, 3, 1, gs.pp(2))?, conv(n, 12, 3, 1, gs.pp(3))?],
-            g_s_igdn: (0..3).map(|i| Gdn::new(n, true, gs.pp(format!("igdn{i}")))).collect::<Result<_>>()?,
-            h_a: vec![conv(m, n, 3, 1, ha.pp(0))?, conv(n, n, 5, 2, ha.pp(1))?, conv(n, nz, 5, 2, ha.pp(2))?],
-            h_s: vec![conv(nz, 4 * n, 3, 1, hs.pp(0))?, conv(n, 4 * n, 3, 1, hs.pp(1))?, conv(n, 2 * m, 3, 1, hs.pp(2))?],
+            g_a: vec![
+                conv(3, n, 5, 2, ga.pp(0))?,
+                conv(n, n, 5, 2, ga.pp(1))?,
+                conv(n, n, 5, 2, ga.pp(2))?,
+                conv(n, m, 5, 2, ga.pp(3))?,
+            ],
+            g_a_gdn: (0..3)
+                .map(|i| Gdn::new(n, false, ga.pp(format!("gdn{i}"))))
+                .collect::<Result<_>>()?,
+            g_s: vec![
+                conv(m, 4 * n, 3, 1, gs.pp(0))?,
+                conv(n, 4 * n, 3, 1, gs.pp(1))?,
+                conv(n, 4 * n, 3, 1, gs.pp(2))?,
+                conv(n, 12, 3, 1, gs.pp(3))?,
+            ],
+            g_s_igdn: (0..3)
+                .map(|i| Gdn::new(n, true, gs.pp(format!("igdn{i}"))))
+                .collect::<Result<_>>()?,
+            h_a: vec![
+                conv(m, n, 3, 1, ha.pp(0))?,
+                conv(n, n, 5, 2, ha.pp(1))?,
+                conv(n, nz, 5, 2, ha.pp(2))?,
+            ],
+            h_s: vec![
+                conv(nz, 4 * n, 3, 1, hs.pp(0))?,
+                conv(n, 4 * n, 3, 1, hs.pp(1))?,
+                conv(n, 2 * m, 3, 1, hs.pp(2))?,
+            ],
             gain_log: rows(vb.get((r, m), "gain.log")?)?,
             gain_log_inv: rows(vb.get((r, m), "gain.log_inv")?)?,
             z_log_scale: vb.get(nz, "z_prior.log_scale")?.to_vec1::<f32>()?,
@@ -130,9 +161,11 @@ impl Hyperprior {
     /// Loads a checkpoint file; returns the network and the file bytes (for fingerprints).
     pub fn load(path: &std::path::Path, device: &Device) -> anyhow::Result<(Hyperprior, Vec<u8>)> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let cfg = Config::from_safetensors(&bytes).with_context(|| format!("in {}", path.display()))?;
+        let cfg =
+            Config::from_safetensors(&bytes).with_context(|| format!("in {}", path.display()))?;
         let vb = VarBuilder::from_slice_safetensors(&bytes, DType::F32, device)?;
-        let net = Hyperprior::new(&cfg, vb).with_context(|| format!("loading weights from {}", path.display()))?;
+        let net = Hyperprior::new(&cfg, vb)
+            .with_context(|| format!("loading weights from {}", path.display()))?;
         Ok((net, bytes))
     }
 
@@ -187,14 +220,20 @@ impl Hyperprior {
         let i = (r.floor().max(0.0) as usize).min(rmax);
         let t = r - i as f32;
         let lerp = |a: &[Vec<f32>]| -> Vec<f32> {
-            a[i].iter().zip(&a[i + 1]).map(|(&p, &q)| ((1.0 - t) * p + t * q).exp()).collect()
+            a[i].iter()
+                .zip(&a[i + 1])
+                .map(|(&p, &q)| ((1.0 - t) * p + t * q).exp())
+                .collect()
         };
         (lerp(&self.gain_log), lerp(&self.gain_log_inv))
     }
 
     /// Scale of each z channel's zero-mean Gaussian prior (bounded below by `scale_min`).
     pub fn z_scales(&self) -> Vec<f64> {
-        self.z_log_scale.iter().map(|&l| (l.exp() as f64).max(self.cfg.scale_min)).collect()
+        self.z_log_scale
+            .iter()
+            .map(|&l| (l.exp() as f64).max(self.cfg.scale_min))
+            .collect()
     }
 }
 

@@ -4,9 +4,14 @@ pub mod unet;
 
 /// Reads an architecture config stored as JSON under `key` in a safetensors file's metadata,
 /// so every checkpoint is self-describing.
-pub fn config_from_metadata<T: serde::de::DeserializeOwned>(bytes: &[u8], key: &str, what: &str) -> anyhow::Result<T> {
+pub fn config_from_metadata<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    key: &str,
+    what: &str,
+) -> anyhow::Result<T> {
     use anyhow::Context;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| anyhow::anyhow!("not a safetensors file: {e}"))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow::anyhow!("not a safetensors file: {e}"))?;
     let json = meta
         .metadata()
         .as_ref()

@@ -86,7 +86,8 @@ impl Config {
         if self.channels.is_empty() || self.channels.len() != self.num_res_blocks.len() {
             bail!("channels and num_res_blocks must be non-empty and of equal length");
         }
-        if self.patch == 0 || self.groups == 0 || self.channels.iter().any(|c| c % self.groups != 0) {
+        if self.patch == 0 || self.groups == 0 || self.channels.iter().any(|c| c % self.groups != 0)
+        {
             bail!("every channel count must be a multiple of groups");
         }
         Ok(())
@@ -116,7 +117,11 @@ struct ResBlock {
 }
 
 fn conv3(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig { padding: 1, stride, ..Default::default() };
+    let cfg = Conv2dConfig {
+        padding: 1,
+        stride,
+        ..Default::default()
+    };
     candle_nn::conv2d(cin, cout, 3, cfg, vb)
 }
 
@@ -133,7 +138,11 @@ impl ResBlock {
             emb: candle_nn::linear(cfg.emb_dim, 2 * cout, vb.pp("emb"))?,
             norm2: candle_nn::group_norm(g, cout, cfg.gn_eps, vb.pp("norm2"))?,
             conv2: conv3(cout, cout, 1, vb.pp("conv2"))?,
-            skip: if cin != cout { Some(conv1(cin, cout, vb.pp("skip"))?) } else { None },
+            skip: if cin != cout {
+                Some(conv1(cin, cout, vb.pp("skip"))?)
+            } else {
+                None
+            },
             c_out: cout,
         })
     }
@@ -142,9 +151,18 @@ impl ResBlock {
         let b = x.dim(0)?;
         let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
         let ss = self.emb.forward(emb)?;
-        let scale = (ss.narrow(1, 0, self.c_out)?.reshape((b, self.c_out, 1, 1))? + 1.0)?;
-        let shift = ss.narrow(1, self.c_out, self.c_out)?.reshape((b, self.c_out, 1, 1))?;
-        let h = self.norm2.forward(&h)?.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+        let scale = (ss
+            .narrow(1, 0, self.c_out)?
+            .reshape((b, self.c_out, 1, 1))?
+            + 1.0)?;
+        let shift = ss
+            .narrow(1, self.c_out, self.c_out)?
+            .reshape((b, self.c_out, 1, 1))?;
+        let h = self
+            .norm2
+            .forward(&h)?
+            .broadcast_mul(&scale)?
+            .broadcast_add(&shift)?;
         let h = self.conv2.forward(&h.silu()?)?;
         match &self.skip {
             Some(s) => s.forward(x)? + h,
@@ -220,9 +238,11 @@ impl UNet {
     /// Loads a checkpoint file (architecture from its metadata) as f32 on `device`.
     pub fn load(path: &std::path::Path, device: &Device) -> anyhow::Result<(UNet, Vec<u8>)> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let cfg = Config::from_safetensors(&bytes).with_context(|| format!("in {}", path.display()))?;
+        let cfg =
+            Config::from_safetensors(&bytes).with_context(|| format!("in {}", path.display()))?;
         let vb = VarBuilder::from_slice_safetensors(&bytes, DType::F32, device)?;
-        let net = UNet::new(&cfg, vb).with_context(|| format!("loading weights from {}", path.display()))?;
+        let net = UNet::new(&cfg, vb)
+            .with_context(|| format!("loading weights from {}", path.display()))?;
         Ok((net, bytes))
     }
 
@@ -232,7 +252,9 @@ impl UNet {
 
     fn embed(&self, logsnr: &Tensor) -> Result<Tensor> {
         let b = logsnr.dim(0)?;
-        let arg = logsnr.reshape((b, 1))?.broadcast_mul(&self.freqs.unsqueeze(0)?)?;
+        let arg = logsnr
+            .reshape((b, 1))?
+            .broadcast_mul(&self.freqs.unsqueeze(0)?)?;
         let f = Tensor::cat(&[arg.sin()?, arg.cos()?], 1)?;
         self.lin2.forward(&self.lin1.forward(&f)?.silu()?)?.silu()
     }
@@ -247,7 +269,8 @@ impl UNet {
         let u = ((z + 1.0)? * 127.5)?;
         let r = (&u - u.floor()?)?;
         let arg = (r * std::f64::consts::TAU)?;
-        let g = candle_nn::ops::sigmoid(&(logsnr - self.cfg.fourier_gate_logsnr)?)?.reshape((b, 1, 1, 1))?;
+        let g = candle_nn::ops::sigmoid(&(logsnr - self.cfg.fourier_gate_logsnr)?)?
+            .reshape((b, 1, 1, 1))?;
         let s = arg.sin()?.broadcast_mul(&g)?;
         let co = arg.cos()?.broadcast_mul(&g)?;
         Tensor::cat(&[z, &s, &co], 1)
@@ -267,7 +290,12 @@ impl UNet {
 
     /// [`UNet::forward`] with the condition `cond`: (B, cond_channels, H, W) in [−1, 1], same
     /// B, H, W as `x`. Required iff the model is conditional; an error otherwise.
-    pub fn forward_cond(&self, x: &Tensor, logsnr: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+    pub fn forward_cond(
+        &self,
+        x: &Tensor,
+        logsnr: &Tensor,
+        cond: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let m = self.cfg.multiple();
         if h % m != 0 || w % m != 0 {
@@ -276,11 +304,19 @@ impl UNet {
         let nc = self.cfg.cond_channels;
         match cond {
             None if nc > 0 => {
-                candle_core::bail!("this U-Net is conditional ({nc} condition channels): a condition image is required")
+                candle_core::bail!(
+                    "this U-Net is conditional ({nc} condition channels): a condition image is required"
+                )
             }
-            Some(_) if nc == 0 => candle_core::bail!("this U-Net is unconditional: it takes no condition image"),
+            Some(_) if nc == 0 => {
+                candle_core::bail!("this U-Net is unconditional: it takes no condition image")
+            }
             Some(cd) if cd.dims4()? != (b, nc, h, w) => {
-                candle_core::bail!("condition has shape {:?}, the U-Net needs {:?}", cd.dims(), (b, nc, h, w))
+                candle_core::bail!(
+                    "condition has shape {:?}, the U-Net needs {:?}",
+                    cd.dims(),
+                    (b, nc, h, w)
+                )
             }
             _ => {}
         }
@@ -323,7 +359,9 @@ impl UNet {
                 hcur = blk.forward(&hcur, &emb)?;
             }
         }
-        let out = self.conv_out.forward(&self.norm_out.forward(&hcur)?.silu()?)?;
+        let out = self
+            .conv_out
+            .forward(&self.norm_out.forward(&hcur)?.silu()?)?;
         let out = if p > 1 {
             out.reshape((b, c, p, p, h / p, w / p))?
                 .permute((0, 1, 4, 2, 5, 3))?
@@ -356,8 +394,13 @@ pub fn grid_v(z: &Tensor, logsnr: &Tensor) -> Result<Tensor> {
     let r = (&u - u.floor()?)?;
     let rc = (&r - (&r + 0.5)?.floor()?)?;
     let c = (l.exp()? / (2.0 * 127.5 * 127.5))?;
-    let d: Vec<Tensor> = (-2i32..=2).map(|k| rc.affine(-1.0, k as f64)).collect::<Result<_>>()?;
-    let lw: Vec<Tensor> = d.iter().map(|dk| dk.sqr()?.neg()?.broadcast_mul(&c)).collect::<Result<_>>()?;
+    let d: Vec<Tensor> = (-2i32..=2)
+        .map(|k| rc.affine(-1.0, k as f64))
+        .collect::<Result<_>>()?;
+    let lw: Vec<Tensor> = d
+        .iter()
+        .map(|dk| dk.sqr()?.neg()?.broadcast_mul(&c))
+        .collect::<Result<_>>()?;
     let mut mx = lw[0].clone();
     for w in &lw[1..] {
         mx = mx.maximum(w)?;

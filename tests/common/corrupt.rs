@@ -4,7 +4,8 @@ use diffc::rng::{Purpose, Stream};
 
 /// Runs `decode` on `b`, turning a panic into a test failure that names `what`.
 fn no_panic(decode: &dyn Fn(&[u8]) -> bool, b: &[u8], what: &str) -> bool {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(b))).unwrap_or_else(|_| panic!("panic on {what}"))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(b)))
+        .unwrap_or_else(|_| panic!("panic on {what}"))
 }
 
 /// Every truncation of `bytes` must be refused; of 1,000 random byte flips at most 9 may pass
@@ -12,7 +13,10 @@ fn no_panic(decode: &dyn Fn(&[u8]) -> bool, b: &[u8], what: &str) -> bool {
 /// them) may decode or fail. `decode` returns whether a file decoded.
 pub fn check(bytes: &[u8], bodies: usize, decode: impl Fn(&[u8]) -> bool) {
     for n in 0..bytes.len() {
-        assert!(!no_panic(&decode, &bytes[..n], "a truncated file"), "truncated file {n} decoded");
+        assert!(
+            !no_panic(&decode, &bytes[..n], "a truncated file"),
+            "truncated file {n} decoded"
+        );
     }
     let mut s = Stream::new(5, Purpose::Experiment, 0, 0, 0);
     let mut ok = 0;

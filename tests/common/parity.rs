@@ -12,7 +12,9 @@ pub fn root() -> PathBuf {
 
 /// `$env`, else `default` under the crate root: lets a test check another checkpoint/fixture.
 pub fn path_or_env(env: &str, default: &str) -> PathBuf {
-    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| root().join(default))
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(default))
 }
 
 pub fn load(fixture: &PathBuf) -> HashMap<String, Tensor> {
@@ -23,7 +25,9 @@ pub fn load(fixture: &PathBuf) -> HashMap<String, Tensor> {
 pub fn checkpoint_crc(fixture: &PathBuf) -> u32 {
     let bytes = std::fs::read(fixture).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    meta.metadata().as_ref().unwrap()["checkpoint_crc32"].parse().unwrap()
+    meta.metadata().as_ref().unwrap()["checkpoint_crc32"]
+        .parse()
+        .unwrap()
 }
 
 pub fn vec(t: &Tensor) -> Vec<f32> {
@@ -32,5 +36,8 @@ pub fn vec(t: &Tensor) -> Vec<f32> {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
