@@ -101,54 +101,45 @@ fn odd_sizes_work() {
     assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
 }
 
-/// The shipped blend (`checkpoints/photo-unet-s-wiener.json`) loads by name, is listed, has its
-/// own fingerprint, and follows its card: the U-Net where the weight is 0, the spectrum model
-/// where it is 1.
+/// The shipped blends (`checkpoints/photo-unet-s-wiener*.json`) load by name, are listed, have
+/// their own fingerprints, and follow their cards: at every knot, x̂_U-Net plus each DCT band of
+/// (x̂_Wiener − x̂_U-Net) scaled by the card's weight for it, computed here independently.
 #[test]
-fn shipped_blend_loads_and_follows_its_card() {
+fn shipped_blends_load_and_follow_their_cards() {
+    use diffc::denoiser::blend::BlendParams;
+    use diffc::denoiser::gaussian::dct2d;
     let dev = Device::Cpu;
-    assert!(diffc::denoiser::known_models().contains(&"photo-unet-s-wiener".to_string()));
-    let b = diffc::denoiser::load("photo-unet-s-wiener", &dev).unwrap();
-    let (u, g) = (
-        diffc::denoiser::load("photo-unet-s", &dev).unwrap(),
-        diffc::denoiser::load("gauss-spectrum", &dev).unwrap(),
-    );
-    assert_eq!(b.name(), "photo-unet-s-wiener");
-    assert!(
-        b.fingerprint() as u16 != u.fingerprint() as u16
-            && b.fingerprint() as u16 != g.fingerprint() as u16
-    );
-    let card: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(common::parity::root().join("checkpoints/photo-unet-s-wiener.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let knots: Vec<(f64, f64)> = card["params"]["logsnr"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(card["params"]["weight"].as_array().unwrap())
-        .map(|(l, w)| (l.as_f64().unwrap(), w[0].as_f64().unwrap()))
-        .collect();
-    assert!(
-        card["params"]["weight"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w.as_array().unwrap().len() == 1),
-        "one band"
-    );
+    let (u, g) = (diffc::denoiser::load("photo-unet-s", &dev).unwrap(), diffc::denoiser::load("gauss-spectrum", &dev).unwrap());
     let shape = Shape::new(3, 12, 10);
-    let z: Vec<f32> = (0..shape.len())
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
-        .collect();
-    for (l, w) in knots {
-        let want = match w {
-            0.0 => u.predict_x(&z, shape, l).unwrap(),
-            1.0 => g.predict_x(&z, shape, l).unwrap(),
-            _ => continue,
-        };
-        assert_eq!(b.predict_x(&z, shape, l).unwrap(), want, "λ = {l}, w = {w}");
+    let (h, w) = (shape.h, shape.w);
+    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    let mut fingerprints = vec![u.fingerprint(), g.fingerprint()];
+    for (name, bands) in [("photo-unet-s-wiener", 1), ("photo-unet-s-wiener-bands", 7)] {
+        assert!(diffc::denoiser::known_models().contains(&name.to_string()));
+        let b = diffc::denoiser::load(name, &dev).unwrap();
+        assert_eq!(b.name(), name);
+        assert!(fingerprints.iter().all(|f| *f as u16 != b.fingerprint() as u16), "{name}: fingerprint");
+        fingerprints.push(b.fingerprint());
+        let card: serde_json::Value = serde_json::from_slice(&std::fs::read(common::parity::root().join(format!("checkpoints/{name}.json"))).unwrap()).unwrap();
+        let p: BlendParams = serde_json::from_value(card["params"].clone()).unwrap();
+        assert!(p.weight.iter().all(|ws| ws.len() == bands), "{name}: {bands} band(s)");
+        for (l, ws) in p.logsnr.iter().zip(&p.weight) {
+            let (xu, xg) = (u.predict_x(&z, shape, *l).unwrap(), g.predict_x(&z, shape, *l).unwrap());
+            let mut want = Vec::new();
+            for c in 0..3 {
+                let r = c * h * w..(c + 1) * h * w;
+                let mut d: Vec<f64> = xg[r.clone()].iter().zip(&xu[r.clone()]).map(|(&g, &u)| g as f64 - u as f64).collect();
+                dct2d(&mut d, h, w, false);
+                for (i, v) in d.iter_mut().enumerate() {
+                    *v *= ws[p.band(i / w, i % w, h, w)];
+                }
+                dct2d(&mut d, h, w, true);
+                want.extend(xu[r].iter().zip(&d).map(|(&u, &d)| u as f64 + d));
+            }
+            let got = b.predict_x(&z, shape, *l).unwrap();
+            let err = got.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            assert!(err < 1e-5, "{name}, λ = {l}: max error {err}");
+        }
     }
 }
 

@@ -26,7 +26,7 @@ pub struct Args {
     /// Which codec writes the file.
     #[arg(long, value_enum, default_value = "diffc")]
     pub codec: CodecChoice,
-    /// Model: DiffC's diffusion model (default photo-unet-s-wiener; see `diffc info --models`),
+    /// Model: DiffC's diffusion model (default photo-unet-s-wiener-bands; see `diffc info --models`),
     /// or HFD's MSE-codec checkpoint (default hfd-mse).
     #[arg(long)]
     pub model: Option<String>,

@@ -40,7 +40,7 @@ pub enum Cmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "gauss-spectrum,photo-unet-s,photo-unet-s-wiener"
+            default_value = "gauss-spectrum,photo-unet-s,photo-unet-s-wiener,photo-unet-s-wiener-bands"
         )]
         models: Vec<String>,
         /// Images [default: ~/.cache/diffc/dev24/crop256].
