@@ -15,7 +15,7 @@ use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::codec::diffc::progress_bar;
 use crate::container::CodecId;
 use crate::denoiser::Denoiser;
-use crate::denoiser::param::alpha_sigma;
+use crate::denoiser::param::diffuse;
 use crate::denoiser::tiled::{OVERLAP, TILE, crop, predict_tiled};
 use crate::denoiser::unet::UNetDenoiser;
 use crate::image_io::{Image, Shape};
@@ -133,15 +133,9 @@ impl Hfd {
             .unwrap_or_else(|| start_logsnr_for(rate))
             .clamp(cfg.logsnr_min, cfg.logsnr_max);
         let grid = logsnr_grid(start, cfg.logsnr_max, steps);
-        let (a, s) = alpha_sigma(start);
         let mut eps = vec![0f32; xmse.data.len()];
         Stream::new(seed, Purpose::HfdInit, 0, 0, 0).fill_normal(&mut eps);
-        let z: Vec<f32> = xmse
-            .data
-            .iter()
-            .zip(&eps)
-            .map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32)
-            .collect();
+        let z = diffuse(&xmse.data, &eps, start);
         let model = Refiner {
             base: &self.refiner,
             cond: &xmse.data,

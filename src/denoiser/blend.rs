@@ -218,19 +218,13 @@ pub fn fit(
     let mut weights = Vec::new();
     let mut mses = Vec::new();
     for (k, &l) in knots.iter().enumerate() {
-        let (alpha, sigma) = super::param::alpha_sigma(l);
         // per band: ⟨D, E⟩, ‖D‖², ‖E‖²
         let (mut de, mut dd, mut ee) = (vec![0.0f64; nb], vec![0.0f64; nb], vec![0.0f64; nb]);
         let mut n = 0usize;
         for (i, img) in xs.iter().enumerate() {
             let mut e = vec![0f32; img.data.len()];
             Stream::new(i as u64, Purpose::Experiment, k as u32, 0, 0).fill_normal(&mut e);
-            let z: Vec<f32> = img
-                .data
-                .iter()
-                .zip(&e)
-                .map(|(&x, &e)| (alpha * x as f64 + sigma * e as f64) as f32)
-                .collect();
+            let z = super::param::diffuse(&img.data, &e, l);
             let (xb, xp) = (
                 base.predict_x(&z, img.shape, l)?,
                 prior.predict_x(&z, img.shape, l)?,

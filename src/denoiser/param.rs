@@ -35,6 +35,15 @@ pub fn x_from_v(z: &[f32], v: &[f32], logsnr: f64) -> Vec<f32> {
         .collect()
 }
 
+/// The noisy latent `z = α x + σ ε` at log-SNR λ.
+pub fn diffuse(x: &[f32], eps: &[f32], logsnr: f64) -> Vec<f32> {
+    let (a, s) = alpha_sigma(logsnr);
+    x.iter()
+        .zip(eps)
+        .map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32)
+        .collect()
+}
+
 /// ε implied by x̂: `ε = (z − α x) / σ`.
 pub fn eps_from_x(z: &[f32], x: &[f32], logsnr: f64) -> Vec<f32> {
     let (a, s) = alpha_sigma(logsnr);
@@ -54,11 +63,7 @@ mod tests {
         for &l in &[-8.0, -1.0, 0.0, 2.5, 9.0] {
             let (a, s) = alpha_sigma(l);
             assert!((a * a + s * s - 1.0).abs() < 1e-12);
-            let z: Vec<f32> = x
-                .iter()
-                .zip(&eps)
-                .map(|(&x, &e)| (a * x as f64 + s * e as f64) as f32)
-                .collect();
+            let z = diffuse(&x, &eps, l);
             let v: Vec<f32> = x
                 .iter()
                 .zip(&eps)

@@ -41,15 +41,9 @@ pub fn diffusion_nats(
     let mut acc = 0.0;
     for j in 0..k {
         let l = lmin + (u0 + j as f64) / k as f64 * (lmax - lmin);
-        let (a, sg) = alpha_sigma(l);
         let mut e = vec![0f32; x.data.len()];
         Stream::new(seed, Purpose::Experiment, 2, j as u64, 0).fill_normal(&mut e);
-        let z: Vec<f32> = x
-            .data
-            .iter()
-            .zip(&e)
-            .map(|(&x, &e)| (a * x as f64 + sg * e as f64) as f32)
-            .collect();
+        let z = crate::denoiser::param::diffuse(&x.data, &e, l);
         let xh = model.predict_x(&z, x.shape, l)?;
         let se: f64 = x
             .data
