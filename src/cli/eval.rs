@@ -78,7 +78,8 @@ pub struct RunArgs {
     /// Also write every decoded image to OUT/images/CODEC/BPP/NAME.png.
     #[arg(long)]
     pub save_images: bool,
-    /// Worker threads over images [default: all cores].
+    /// Threads for the whole run [default: all cores]. Everything inside (PFR, the networks) runs
+    /// in this pool too, so `--jobs 1` means one core, not one image at a time on all cores.
     #[arg(long)]
     pub jobs: Option<usize>,
     /// No progress bar.
