@@ -118,6 +118,15 @@ pub struct Parsed {
 }
 
 impl HfdMse {
+    /// The scale-table level of each latent channel's fixed scale (encoder and decoder alike).
+    fn z_levels(&self) -> Vec<usize> {
+        self.net
+            .z_scales()
+            .iter()
+            .map(|&s| self.scales.index(s))
+            .collect()
+    }
+
     /// Loads a checkpoint by name (looked up like diffusion models) or `.safetensors` path.
     pub fn load(name: &str, device: &Device) -> Result<Self> {
         let path = crate::denoiser::checkpoint_path(name)?;
@@ -206,12 +215,7 @@ impl HfdMse {
             .map(|&v| (v as f64 + 0.5).floor() as f32)
             .collect();
         let mut w = Writer::new();
-        let zlev: Vec<usize> = self
-            .net
-            .z_scales()
-            .iter()
-            .map(|&s| self.scales.index(s))
-            .collect();
+        let zlev = self.z_levels();
         for (i, &k) in zq.iter().enumerate() {
             let t = self.scales.tables(zlev[i / (zh * zw)], Quant::Round);
             w.signed(k as i64, t.r, t.table(0.0))?;
@@ -381,12 +385,7 @@ impl HfdMse {
         let cfg = self.config();
         let (zh, zw) = (hp / 64, wp / 64);
         let mut r = Reader::new(&p.file.body[p.payload_start..])?;
-        let zlev: Vec<usize> = self
-            .net
-            .z_scales()
-            .iter()
-            .map(|&s| self.scales.index(s))
-            .collect();
+        let zlev = self.z_levels();
         let mut zq = vec![0f32; cfg.nz * zh * zw];
         for (i, v) in zq.iter_mut().enumerate() {
             let t = self.scales.tables(zlev[i / (zh * zw)], Quant::Round);
