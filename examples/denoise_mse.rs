@@ -9,7 +9,10 @@ fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     let dir = Path::new(&a[1]);
     let n: usize = a[2].parse()?;
-    let models: Vec<_> = a[3].split(',').map(|m| diffc::denoiser::load(m, &candle_core::Device::Cpu)).collect::<Result<_, _>>()?;
+    let models: Vec<_> = a[3]
+        .split(',')
+        .map(|m| diffc::denoiser::load(m, &candle_core::Device::Cpu))
+        .collect::<Result<_, _>>()?;
     let images = diffc::eval::list_images(dir)?;
     let lambdas = [-8.0, -6.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 6.0];
     println!("logsnr {}", a[3].replace(',', " "));
@@ -22,10 +25,22 @@ fn main() -> anyhow::Result<()> {
             let z = diffuse(&img.data, &e, l);
             for (j, m) in models.iter().enumerate() {
                 let xh = m.predict_x(&z, img.shape, l)?;
-                mse[j] += xh.iter().zip(&img.data).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>() / xh.len() as f64 / n as f64;
+                mse[j] += xh
+                    .iter()
+                    .zip(&img.data)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>()
+                    / xh.len() as f64
+                    / n as f64;
             }
         }
-        println!("{l:6.1} {}", mse.iter().map(|m| format!("{m:.5}")).collect::<Vec<_>>().join(" "));
+        println!(
+            "{l:6.1} {}",
+            mse.iter()
+                .map(|m| format!("{m:.5}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     Ok(())
 }

@@ -8,7 +8,10 @@ use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).cloned().unwrap_or_else(|| "checkpoints/photo-unet-s.safetensors".into());
+    let path = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "checkpoints/photo-unet-s.safetensors".into());
     let size: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(256);
     let dev = Device::Cpu;
     if !path.ends_with(".safetensors") {
@@ -47,7 +50,9 @@ fn main() -> anyhow::Result<()> {
 fn time_model(name: &str, size: usize) -> anyhow::Result<()> {
     let m = diffc::denoiser::load(name, &Device::Cpu)?;
     let shape = diffc::image_io::Shape::new(3, size, size);
-    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    let z: Vec<f32> = (0..shape.len())
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
+        .collect();
     let mut times = vec![];
     for i in 0..6 {
         let t = Instant::now();
@@ -57,15 +62,23 @@ fn time_model(name: &str, size: usize) -> anyhow::Result<()> {
         }
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("{name}: {size}x{size} predict_x on CPU: wall median {:.3} s, min {:.3} s", times[times.len() / 2], times[0]);
+    println!(
+        "{name}: {size}x{size} predict_x on CPU: wall median {:.3} s, min {:.3} s",
+        times[times.len() / 2],
+        times[0]
+    );
     Ok(())
 }
 
 /// User + system CPU seconds of this process (Linux `/proc/self/stat`; 0 elsewhere), so the
 /// figure means something on a machine shared with other jobs.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    let Some(rest) = stat.rsplit(')').next() else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);

@@ -35,7 +35,27 @@ pub fn reverse_mean(
     Ok((mu, xh, c))
 }
 
-/// Ancestral DDPM sampling over the λ grid `grid` (increasing); returns x̂ at the last point.
+/// Per-dimension standard deviation of the model's reverse step λ_t → λ_s,
+/// `√(σ_q² + b²·Var[x|z_t])`, when the model knows its posterior variance (None: σ_q).
+pub fn proposal_sd(
+    model: &dyn Denoiser,
+    z: &[f32],
+    shape: Shape,
+    lt: f64,
+    c: &StepCoeffs,
+) -> Result<Option<Vec<f32>>> {
+    let Some(var) = model.posterior_var(z, shape, lt) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        var?.iter()
+            .map(|&v| (c.var + c.b * c.b * v.max(0.0) as f64).sqrt() as f32)
+            .collect(),
+    ))
+}
+
+/// Ancestral DDPM sampling over the λ grid `grid` (increasing), with the model's reverse-step
+/// variance when it knows one; returns x̂ at the last point.
 /// Noise comes from the shared seed, so decoding is deterministic.
 pub fn sample_sde(
     model: &dyn Denoiser,
@@ -49,12 +69,17 @@ pub fn sample_sde(
     let mut eps = vec![0f32; z.len()];
     for (i, w) in grid.windows(2).enumerate() {
         let (mu, _, c) = reverse_mean(model, &z, shape, w[0], w[1])?;
+        let sd = proposal_sd(model, &z, shape, w[0], &c)?;
         Stream::new(seed, Purpose::SdeNoise, i as u32, 0, 0).fill_normal(&mut eps);
         let s = c.std();
         z = mu
             .iter()
             .zip(&eps)
-            .map(|(&m, &e)| (m as f64 + s * e as f64) as f32)
+            .enumerate()
+            .map(|(j, (&m, &e))| {
+                let s = sd.as_ref().map_or(s, |v| v[j] as f64);
+                (m as f64 + s * e as f64) as f32
+            })
             .collect();
         tick();
     }

@@ -50,35 +50,59 @@ fn pool(n: usize) -> rayon::ThreadPool {
 fn decoder_rebuilds_the_encoders_latent_for_every_channel_and_thread_count() {
     let img = test_image(21, 34, 1);
     for channel in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
-        let c = codec(channel);
-        let enc = |threads| {
-            pool(threads).install(|| c.encode_trace(&img, RateTarget::Bpp(1.5), true).unwrap())
+        assert_latents_agree(codec(channel), &img, channel);
+    }
+}
+
+/// The same with a model that reports its posterior variance: the proposal then has a
+/// variance per dimension, which PFR, UQ and free steps must all apply identically.
+#[test]
+fn decoder_rebuilds_the_latent_under_the_exact_reverse_step_proposal() {
+    let img = test_image(21, 34, 2);
+    let n = img.shape.len();
+    let var: Vec<f64> = (0..n).map(|i| 0.1 + 0.3 / (1.0 + (i % 37) as f64)).collect();
+    let model = diffc::denoiser::gaussian::DiagonalGaussian::new(vec![0.0; n], var);
+    for channel in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
+        let mut c = DiffC::new(Arc::new(model.clone().with_exact_proposal()));
+        c.params = DiffcParams {
+            channel,
+            ..DiffcParams::default()
         };
-        let (r1, r2) = (enc(1), enc(2));
-        let last = r1.last().unwrap();
-        assert!(last.step >= 3, "{channel:?}: only {} steps", last.step);
+        c.seed = 7;
+        assert_latents_agree(c, &img, channel);
+    }
+}
+
+/// Encodes with 1 and 2 threads (same file) and decodes with both: the latent must be the
+/// encoder's, bit for bit.
+fn assert_latents_agree(c: DiffC, img: &Image, channel: ChannelKind) {
+    let enc = |threads| {
+        pool(threads).install(|| c.encode_trace(img, RateTarget::Bpp(1.5), true).unwrap())
+    };
+    let (r1, r2) = (enc(1), enc(2));
+    let last = r1.last().unwrap();
+    assert!(last.step >= 3, "{channel:?}: only {} steps", last.step);
+    assert_eq!(
+        last.file,
+        r2.last().unwrap().file,
+        "{channel:?}: files differ between 1 and 2 threads"
+    );
+    for threads in [1, 2] {
+        let (z, l, shape, _) = pool(threads).install(|| c.decode_latent(&last.file).unwrap());
+        assert_eq!(shape, img.shape);
+        assert_eq!(l, last.logsnr);
         assert_eq!(
-            last.file,
-            r2.last().unwrap().file,
-            "{channel:?}: files differ between 1 and 2 threads"
+            Some(&z),
+            last.z.as_ref(),
+            "{channel:?}: latent differs ({threads} threads)"
         );
-        for threads in [1, 2] {
-            let (z, l, shape, _) = pool(threads).install(|| c.decode_latent(&last.file).unwrap());
-            assert_eq!(shape, img.shape);
-            assert_eq!(l, last.logsnr);
-            assert_eq!(
-                Some(&z),
-                last.z.as_ref(),
-                "{channel:?}: latent differs ({threads} threads)"
-            );
-        }
-        if channel == ChannelKind::Mixed {
-            let used: Vec<_> = r1.iter().filter_map(|r| r.channel).collect();
-            assert!(
-                used.contains(&ChannelKind::Pfr) && used.contains(&ChannelKind::Uq),
-                "mixed used {used:?}"
-            );
-        }
+    }
+    if channel == ChannelKind::Mixed {
+        let used: Vec<_> = r1.iter().filter_map(|r| r.channel).collect();
+        assert!(
+            used.contains(&ChannelKind::Pfr) && used.contains(&ChannelKind::Uq),
+            "mixed used {used:?}"
+        );
     }
 }
 

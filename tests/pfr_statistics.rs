@@ -1,15 +1,17 @@
 //! PFR samples must follow q = N(μ_q, σ²): checked over many seeds with a test that
 //! rejects a biased sampler (the negative control below proves it can fail).
 use diffc::channel::pfr::{Pfr, PfrParams};
-use diffc::channel::{StepChannel, StepCtx, code_to_kl, kl_to_code, offsets_and_kl};
+use diffc::channel::{Proposal, StepChannel, StepCtx, code_to_kl, kl_to_code, step_kl};
 use diffc::entropy::{Reader, Writer};
 
-/// Largest |z-score| of the per-dimension mean and variance of (z − μ_q)/σ over seeds.
-fn worst_z(params: PfrParams, seeds: u64) -> f64 {
+/// Largest |z-score| of the per-dimension mean and variance of (z − μ_q)/σ over seeds, with
+/// the proposal N(μ_p, sd²) (`sd`: None for σ in every dimension).
+fn worst_z(params: PfrParams, seeds: u64, sd: Option<&[f32]>) -> f64 {
     let mu_p = [0.1f32, -0.2, 0.0, 0.3];
     let mu_q = [0.34f32, -0.36, 0.1, 0.54];
     let sigma = 0.2;
-    let (_, kl) = offsets_and_kl(&mu_p, &mu_q, sigma);
+    let p = Proposal { mu: &mu_p, sd };
+    let kl = step_kl(&p, &mu_q, sigma);
     let pfr = Pfr::new(params);
     let d = mu_p.len();
     let (mut s1, mut s2) = (vec![0.0f64; d], vec![0.0f64; d]);
@@ -21,9 +23,9 @@ fn worst_z(params: PfrParams, seeds: u64) -> f64 {
             kl_bits: code_to_kl(kl_to_code(kl)),
         };
         let mut w = Writer::new();
-        let z = pfr.encode(&ctx, &mu_p, &mu_q, &mut w).unwrap();
+        let z = pfr.encode(&ctx, &p, &mu_q, &mut w).unwrap();
         let z2 = pfr
-            .decode(&ctx, &mu_p, &mut Reader::new(&w.finish()).unwrap())
+            .decode(&ctx, &p, &mut Reader::new(&w.finish()).unwrap())
             .unwrap();
         assert_eq!(z, z2, "decoder regenerated a different sample");
         for i in 0..d {
@@ -53,7 +55,22 @@ fn pfr_samples_match_q() {
             max_log2k: 20,
         },
         3000,
+        None,
     );
+    assert!(z < 4.0, "PFR samples are biased: worst z-score {z:.2}");
+}
+
+/// The exact reverse step's proposal is wider than q (σ_p > σ): samples must still follow q,
+/// so the quadratic term of the log-ratio must be right.
+#[test]
+fn pfr_samples_match_q_under_a_wider_proposal() {
+    let params = PfrParams {
+        chunk_kl: 8.0,
+        padding: 6,
+        max_log2k: 20,
+    };
+    let sd = [0.3f32, 0.2, 0.45, 0.25];
+    let z = worst_z(params, 3000, Some(&sd));
     assert!(z < 4.0, "PFR samples are biased: worst z-score {z:.2}");
 }
 
@@ -67,6 +84,7 @@ fn the_test_rejects_a_heavily_truncated_sampler() {
             max_log2k: 1,
         },
         3000,
+        None,
     );
     assert!(z > 6.0, "a biased sampler went unnoticed (worst z {z:.2})");
 }

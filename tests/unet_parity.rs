@@ -109,26 +109,50 @@ fn shipped_blends_load_and_follow_their_cards() {
     use diffc::denoiser::blend::BlendParams;
     use diffc::denoiser::gaussian::dct2d;
     let dev = Device::Cpu;
-    let (u, g) = (diffc::denoiser::load("photo-unet-s", &dev).unwrap(), diffc::denoiser::load("gauss-spectrum", &dev).unwrap());
+    let (u, g) = (
+        diffc::denoiser::load("photo-unet-s", &dev).unwrap(),
+        diffc::denoiser::load("gauss-spectrum", &dev).unwrap(),
+    );
     let shape = Shape::new(3, 12, 10);
     let (h, w) = (shape.h, shape.w);
-    let z: Vec<f32> = (0..shape.len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8).collect();
+    let z: Vec<f32> = (0..shape.len())
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
+        .collect();
     let mut fingerprints = vec![u.fingerprint(), g.fingerprint()];
     for (name, bands) in [("photo-unet-s-wiener", 1), ("photo-unet-s-wiener-bands", 7)] {
         assert!(diffc::denoiser::known_models().contains(&name.to_string()));
         let b = diffc::denoiser::load(name, &dev).unwrap();
         assert_eq!(b.name(), name);
-        assert!(fingerprints.iter().all(|f| *f as u16 != b.fingerprint() as u16), "{name}: fingerprint");
+        assert!(
+            fingerprints
+                .iter()
+                .all(|f| *f as u16 != b.fingerprint() as u16),
+            "{name}: fingerprint"
+        );
         fingerprints.push(b.fingerprint());
-        let card: serde_json::Value = serde_json::from_slice(&std::fs::read(common::parity::root().join(format!("checkpoints/{name}.json"))).unwrap()).unwrap();
+        let card: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(common::parity::root().join(format!("checkpoints/{name}.json")))
+                .unwrap(),
+        )
+        .unwrap();
         let p: BlendParams = serde_json::from_value(card["params"].clone()).unwrap();
-        assert!(p.weight.iter().all(|ws| ws.len() == bands), "{name}: {bands} band(s)");
+        assert!(
+            p.weight.iter().all(|ws| ws.len() == bands),
+            "{name}: {bands} band(s)"
+        );
         for (l, ws) in p.logsnr.iter().zip(&p.weight) {
-            let (xu, xg) = (u.predict_x(&z, shape, *l).unwrap(), g.predict_x(&z, shape, *l).unwrap());
+            let (xu, xg) = (
+                u.predict_x(&z, shape, *l).unwrap(),
+                g.predict_x(&z, shape, *l).unwrap(),
+            );
             let mut want = Vec::new();
             for c in 0..3 {
                 let r = c * h * w..(c + 1) * h * w;
-                let mut d: Vec<f64> = xg[r.clone()].iter().zip(&xu[r.clone()]).map(|(&g, &u)| g as f64 - u as f64).collect();
+                let mut d: Vec<f64> = xg[r.clone()]
+                    .iter()
+                    .zip(&xu[r.clone()])
+                    .map(|(&g, &u)| g as f64 - u as f64)
+                    .collect();
                 dct2d(&mut d, h, w, false);
                 for (i, v) in d.iter_mut().enumerate() {
                     *v *= ws[p.band(i / w, i % w, h, w)];
@@ -137,7 +161,11 @@ fn shipped_blends_load_and_follow_their_cards() {
                 want.extend(xu[r].iter().zip(&d).map(|(&u, &d)| u as f64 + d));
             }
             let got = b.predict_x(&z, shape, *l).unwrap();
-            let err = got.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(&a, &b)| (a as f64 - b).abs())
+                .fold(0.0, f64::max);
             assert!(err < 1e-5, "{name}, λ = {l}: max error {err}");
         }
     }

@@ -2,14 +2,17 @@
 //! on chunks.
 //!
 //! A step's dimensions are split (by a shared random permutation) into chunks carrying at
-//! most `chunk_kl` bits each. For a chunk with unit-variance offset m, candidates
-//! u_n ~ N(0, I) (stream `(step, chunk, n)`) and arrival times T_n = E_1 + … + E_n give
-//! `N* = argmin_n ln T_n − ⟨u_n, m⟩` over n < K = 2^(⌈chunk KL⌉ + padding) − 1; N* is
-//! range-coded under a Zipf prior. The decoder regenerates u_{N*} and returns μ_p + σ u.
+//! most `chunk_kl` bits each. Candidates u_n ~ N(0, I) (stream `(step, chunk, n)`) stand for
+//! z = μ_p + σ_p u. With m = (μ_q − μ_p)/σ_q and ρ = σ_p/σ_q per dimension,
+//! `log q/p(z) = Σ ρ m u − ½(ρ² − 1) u² + const`, so with arrival times
+//! T_n = E_1 + … + E_n the winner is `N* = argmin_n ln T_n − Σ (a u_n − b u_n²)`,
+//! a = ρm, b = ½(ρ² − 1) (b = 0 for the equal-variance proposal: a dot product),
+//! over n < K = 2^(⌈chunk KL⌉ + padding) − 1; N* is range-coded under a Zipf prior. The
+//! decoder regenerates u_{N*} and returns μ_p + σ_p u.
 //!
 //! Two scorers give identical results: [`Scorer::Reference`] (a plain loop) and
 //! [`Scorer::Fast`] (rayon over chunks and candidate blocks, no per-candidate allocation).
-use super::{StepChannel, StepCtx, offsets_and_kl};
+use super::{Proposal, StepChannel, StepCtx, offsets_and_kl};
 use crate::entropy::{Reader, Writer, ZipfIndex};
 use crate::rng::{Purpose, Stream};
 use anyhow::{Result, bail};
@@ -91,13 +94,31 @@ pub fn candidate(seed: u64, step: u32, chunk: u64, n: u64, out: &mut [f32]) {
     Stream::new(seed, Purpose::PfrCandidate, step, chunk, n).fill_normal_fast(out);
 }
 
-/// ⟨u_n, m⟩ in a fixed order (f64 accumulation), the one kernel both scorers share.
+/// A chunk's log-ratio coefficients: log q/p(u) = Σ a u − b u² + const.
+#[derive(Clone, Copy, Debug)]
+pub struct Coefs<'a> {
+    pub a: &'a [f32],
+    /// None: equal variances (b = 0).
+    pub b: Option<&'a [f32]>,
+}
+
+/// Σ a u_n − b u_n² in a fixed order (f64 accumulation), the one kernel both scorers share.
 #[inline]
-fn candidate_dot(seed: u64, step: u32, chunk: u64, n: u64, m: &[f32], buf: &mut [f32]) -> f64 {
+fn candidate_score(seed: u64, step: u32, chunk: u64, n: u64, c: &Coefs, buf: &mut [f32]) -> f64 {
     candidate(seed, step, chunk, n, buf);
     let mut acc = 0.0f64;
-    for (&u, &v) in buf.iter().zip(m) {
-        acc += u as f64 * v as f64;
+    match c.b {
+        None => {
+            for (&u, &a) in buf.iter().zip(c.a) {
+                acc += u as f64 * a as f64;
+            }
+        }
+        Some(b) => {
+            for ((&u, &a), &b) in buf.iter().zip(c.a).zip(b) {
+                let u = u as f64;
+                acc += u * (a as f64 - b as f64 * u);
+            }
+        }
     }
     acc
 }
@@ -115,14 +136,14 @@ fn log_arrivals(seed: u64, step: u32, chunk: u64, k: u64) -> Vec<f64> {
 }
 
 /// The PFR winner among the first `k` candidates of one chunk: (index, score).
-pub fn select(scorer: Scorer, seed: u64, step: u32, chunk: u64, m: &[f32], k: u64) -> (u64, f64) {
+pub fn select(scorer: Scorer, seed: u64, step: u32, chunk: u64, c: &Coefs, k: u64) -> (u64, f64) {
     let lt = log_arrivals(seed, step, chunk, k);
     match scorer {
         Scorer::Reference => {
-            let mut buf = vec![0f32; m.len()];
+            let mut buf = vec![0f32; c.a.len()];
             let mut best = (0u64, f64::INFINITY);
             for n in 0..k {
-                let s = lt[n as usize] - candidate_dot(seed, step, chunk, n, m, &mut buf);
+                let s = lt[n as usize] - candidate_score(seed, step, chunk, n, c, &mut buf);
                 if s < best.1 {
                     best = (n, s);
                 }
@@ -135,11 +156,11 @@ pub fn select(scorer: Scorer, seed: u64, step: u32, chunk: u64, m: &[f32], k: u6
             (0..blocks)
                 .into_par_iter()
                 .map_init(
-                    || vec![0f32; m.len()],
+                    || vec![0f32; c.a.len()],
                     |buf, b| {
                         let mut best = (u64::MAX, f64::INFINITY);
                         for n in b * BLOCK..((b + 1) * BLOCK).min(k) {
-                            let s = lt[n as usize] - candidate_dot(seed, step, chunk, n, m, buf);
+                            let s = lt[n as usize] - candidate_score(seed, step, chunk, n, c, buf);
                             if s < best.1 {
                                 best = (n, s);
                             }
@@ -193,19 +214,25 @@ impl StepChannel for Pfr {
     fn encode(
         &self,
         ctx: &StepCtx,
-        mu_p: &[f32],
+        p: &Proposal,
         mu_q: &[f32],
         w: &mut Writer,
     ) -> Result<Vec<f32>> {
-        let (m, _) = offsets_and_kl(mu_p, mu_q, ctx.sigma);
-        let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, m.len(), ctx.kl_bits);
+        let (a, b) = coefficients(p, mu_q, ctx.sigma);
+        let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, a.len(), ctx.kl_bits);
         let zipf = plan.zipf();
         let k = zipf.k();
         let pick = |j: usize, scorer: Scorer| {
-            let mj: Vec<f32> = plan.chunk(j).iter().map(|&i| m[i as usize]).collect();
-            let (n, s) = select(scorer, ctx.seed, ctx.step, j as u64, &mj, k);
+            let gather =
+                |v: &[f32]| -> Vec<f32> { plan.chunk(j).iter().map(|&i| v[i as usize]).collect() };
+            let (aj, bj) = (gather(&a), b.as_deref().map(gather));
+            let c = Coefs {
+                a: &aj,
+                b: bj.as_deref(),
+            };
+            let (n, s) = select(scorer, ctx.seed, ctx.step, j as u64, &c, k);
             let trunc = self.diagnose && {
-                let (n8, s8) = select(scorer, ctx.seed, ctx.step, j as u64, &mj, 8 * k);
+                let (n8, s8) = select(scorer, ctx.seed, ctx.step, j as u64, &c, 8 * k);
                 s8 < s && n8 >= k
             };
             (n, trunc)
@@ -219,40 +246,58 @@ impl StepChannel for Pfr {
                 .map(|j| pick(j, Scorer::Fast))
                 .collect(),
         };
-        let mut z = vec![0f32; m.len()];
+        let mut z = vec![0f32; a.len()];
         for (j, &(n, _)) in picks.iter().enumerate() {
             w.index(n, &zipf)?;
-            write_candidate(ctx, &plan, j, n, mu_p, &mut z);
+            write_candidate(ctx, &plan, j, n, p, &mut z);
         }
         let mut st = self.stats.lock().unwrap();
         st.chunks += plan.chunks();
         st.truncated += picks.iter().filter(|p| p.1).count();
-        st.candidates_times_dims += k as u128 * m.len() as u128;
+        st.candidates_times_dims += k as u128 * a.len() as u128;
         Ok(z)
     }
 
-    fn decode(&self, ctx: &StepCtx, mu_p: &[f32], r: &mut Reader) -> Result<Vec<f32>> {
-        let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, mu_p.len(), ctx.kl_bits);
+    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>> {
+        let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, p.mu.len(), ctx.kl_bits);
         let zipf = plan.zipf();
-        let mut z = vec![0f32; mu_p.len()];
+        let mut z = vec![0f32; p.mu.len()];
         for j in 0..plan.chunks() {
             let n = r.index(&zipf)?;
             if n >= zipf.k() {
                 bail!("corrupt payload: candidate index out of range");
             }
-            write_candidate(ctx, &plan, j, n, mu_p, &mut z);
+            write_candidate(ctx, &plan, j, n, p, &mut z);
         }
         Ok(z)
     }
 }
 
-/// z[i] = μ_p[i] + σ u_n[i] over chunk j.
-fn write_candidate(ctx: &StepCtx, plan: &ChunkPlan, j: usize, n: u64, mu_p: &[f32], z: &mut [f32]) {
+/// The step's coefficients (a, b) over all dimensions (b: None for equal variances).
+fn coefficients(p: &Proposal, mu_q: &[f32], sigma: f64) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (m, _) = offsets_and_kl(p.mu, mu_q, sigma);
+    if p.sd.is_none() {
+        return (m, None);
+    }
+    let rho: Vec<f64> = (0..m.len()).map(|i| p.ratio(i, sigma)).collect();
+    let a = m
+        .iter()
+        .zip(&rho)
+        .map(|(&m, &r)| (r * m as f64) as f32)
+        .collect();
+    let b = rho.iter().map(|&r| (0.5 * (r * r - 1.0)) as f32).collect();
+    (a, Some(b))
+}
+
+/// z[i] = μ_p[i] + σ_p[i] u_n[i] over chunk j.
+fn write_candidate(ctx: &StepCtx, plan: &ChunkPlan, j: usize, n: u64, p: &Proposal, z: &mut [f32]) {
     let idx = plan.chunk(j);
     let mut u = vec![0f32; idx.len()];
     candidate(ctx.seed, ctx.step, j as u64, n, &mut u);
     for (&i, &u) in idx.iter().zip(&u) {
-        z[i as usize] = (mu_p[i as usize] as f64 + ctx.sigma * u as f64) as f32;
+        let i = i as usize;
+        let sd = p.sd.map_or(ctx.sigma, |s| s[i] as f64);
+        z[i] = (p.mu[i] as f64 + sd * u as f64) as f32;
     }
 }
 
@@ -286,11 +331,15 @@ mod tests {
         for trial in 0..6u64 {
             let d = [1usize, 3, 17, 64, 200, 5][trial as usize];
             let m: Vec<f32> = (0..d).map(|_| (s.normal() * 0.8) as f32).collect();
+            let b: Vec<f32> = (0..d).map(|_| (s.uniform_open() * 0.5) as f32).collect();
             let k = [1u64, 255, 1000, 4095, 513, 70000][trial as usize];
-            assert_eq!(
-                select(Scorer::Reference, 1, 2, trial, &m, k),
-                select(Scorer::Fast, 1, 2, trial, &m, k)
-            );
+            for b in [None, Some(&b[..])] {
+                let c = Coefs { a: &m, b };
+                assert_eq!(
+                    select(Scorer::Reference, 1, 2, trial, &c, k),
+                    select(Scorer::Fast, 1, 2, trial, &c, k)
+                );
+            }
         }
     }
 

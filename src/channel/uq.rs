@@ -4,10 +4,12 @@
 //! `k = round((μ_q − μ_p)/Δ + u)`; the decoder returns `μ_p + Δ(k − u)`, whose error
 //! against μ_q is U(±Δ/2), independent of x (same mean and variance as q).
 //!
-//! Prior of k: y = (μ_q − μ_p)/Δ ~ N(0, s²) with s² fixed by the transmitted step KL
-//! (KL per dim in nats = 6·E[y²]), convolved with the dither; conditioned on u through
-//! `U_BINS` dither bins. Tables come from integers and libm only: bit-identical on any machine.
-use super::{StepChannel, StepCtx};
+//! Prior of k: y = (μ_q − μ_p)/Δ ~ N(0, s²), convolved with the dither and conditioned on u
+//! through `U_BINS` dither bins. With the equal-variance proposal s² is fixed by the
+//! transmitted step KL (KL per dim in nats = 6·E[y²]); a proposal with its own variance says
+//! E[y²] = (ρ² − 1)/12 per dimension (ρ = σ_p/σ), and s is the root of its mean, rounded to a
+//! 1/16-octave grid. Tables come from integers and libm only: bit-identical on any machine.
+use super::{Proposal, StepChannel, StepCtx};
 use crate::entropy::{GaussianTables, Reader, Writer};
 use crate::rng::{Purpose, Stream};
 use anyhow::{Result, bail};
@@ -25,12 +27,27 @@ fn dither(ctx: &StepCtx, dims: usize) -> Vec<f64> {
     u
 }
 
+/// Prior scale s (in units of Δ) that a proposal with per-dimension variances implies.
+fn proposal_scale(p: &Proposal, sigma: f64) -> Option<f64> {
+    p.sd?;
+    let n = p.mu.len().max(1) as f64;
+    let e2 = (0..p.mu.len())
+        .map(|i| (p.ratio(i, sigma).powi(2) - 1.0).max(0.0))
+        .sum::<f64>()
+        / (12.0 * n);
+    Some(libm::exp2(
+        (16.0 * libm::log2(e2.sqrt().max(1e-6))).round() / 16.0,
+    ))
+}
+
 /// What both sides derive for a step: dims, step width Δ, k-tables and the dither.
-fn setup(ctx: &StepCtx, d: usize) -> (usize, f64, GaussianTables, Vec<f64>) {
+fn setup(ctx: &StepCtx, p: &Proposal) -> (usize, f64, GaussianTables, Vec<f64>) {
+    let d = p.mu.len();
+    let s = proposal_scale(p, ctx.sigma).unwrap_or_else(|| prior_scale(ctx.kl_bits, d));
     (
         d,
         SQRT12 * ctx.sigma,
-        GaussianTables::dithered(prior_scale(ctx.kl_bits, d)),
+        GaussianTables::dithered(s),
         dither(ctx, d),
     )
 }
@@ -43,11 +60,12 @@ impl StepChannel for Uq {
     fn encode(
         &self,
         ctx: &StepCtx,
-        mu_p: &[f32],
+        p: &Proposal,
         mu_q: &[f32],
         w: &mut Writer,
     ) -> Result<Vec<f32>> {
-        let (d, delta, t, u) = setup(ctx, mu_p.len());
+        let mu_p = p.mu;
+        let (d, delta, t, u) = setup(ctx, p);
         let mut z = vec![0f32; d];
         for i in 0..d {
             let y = (mu_q[i] as f64 - mu_p[i] as f64) / delta;
@@ -62,8 +80,9 @@ impl StepChannel for Uq {
         Ok(z)
     }
 
-    fn decode(&self, ctx: &StepCtx, mu_p: &[f32], r: &mut Reader) -> Result<Vec<f32>> {
-        let (d, delta, t, u) = setup(ctx, mu_p.len());
+    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>> {
+        let mu_p = p.mu;
+        let (d, delta, t, u) = setup(ctx, p);
         let mut z = vec![0f32; d];
         for i in 0..d {
             let k = r.signed(t.r, t.table(u[i]))?;
@@ -95,10 +114,11 @@ mod tests {
             ..ctx
         };
         let mut w = Writer::new();
-        let z = Uq.encode(&ctx, &mu_p, &mu_q, &mut w).unwrap();
+        let p = Proposal::equal(&mu_p);
+        let z = Uq.encode(&ctx, &p, &mu_q, &mut w).unwrap();
         let bytes = w.finish();
         let z2 = Uq
-            .decode(&ctx, &mu_p, &mut Reader::new(&bytes).unwrap())
+            .decode(&ctx, &p, &mut Reader::new(&bytes).unwrap())
             .unwrap();
         assert_eq!(z, z2);
         let half = SQRT12 * 0.1 / 2.0;

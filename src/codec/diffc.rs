@@ -7,13 +7,15 @@
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::channel::pfr::{Pfr, PfrParams, PfrStats, Scorer};
 use crate::channel::uq::Uq;
-use crate::channel::{ChannelKind, StepChannel, StepCtx, code_to_kl, kl_to_code, offsets_and_kl};
+use crate::channel::{
+    ChannelKind, Proposal, StepChannel, StepCtx, code_to_kl, kl_to_code, step_kl,
+};
 use crate::container::{CodecId, Cursor, File, put_varint};
 use crate::denoiser::Denoiser;
 use crate::entropy::{Reader, Writer};
 use crate::image_io::{Image, Shape};
 use crate::rng::{Purpose, Stream};
-use crate::sampler::{OdeSolver, reverse_mean, sample_ode, sample_sde};
+use crate::sampler::{OdeSolver, proposal_sd, reverse_mean, sample_ode, sample_sde};
 use crate::schedule::{Schedule, logsnr_grid};
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
@@ -348,12 +350,17 @@ impl DiffC {
                     w: &mut Writer|
          -> Result<(Vec<f32>, u8, f64, Option<ChannelKind>)> {
             let (mu_p, _, c) = reverse_mean(&*self.model, z, shape, lt, ls)?;
+            let sd = proposal_sd(&*self.model, z, shape, lt, &c)?;
+            let p = Proposal {
+                mu: &mu_p,
+                sd: sd.as_deref(),
+            };
             let mu_q: Vec<f32> = z
                 .iter()
                 .zip(&img.data)
                 .map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32)
                 .collect();
-            let (_, kl) = offsets_and_kl(&mu_p, &mu_q, c.std());
+            let kl = step_kl(&p, &mu_q, c.std());
             let code = if kl < FREE_STEP_KL { 0 } else { kl_to_code(kl) };
             let ctx = StepCtx {
                 seed: self.seed,
@@ -363,12 +370,12 @@ impl DiffC {
             };
             w.symbol((code as i32 - prev as i32 + 255) as usize, &code_table)?;
             if code == 0 {
-                return Ok((free_step(&ctx, &mu_p), 0, kl, None));
+                return Ok((free_step(&ctx, &p), 0, kl, None));
             }
             let kind = params.step_channel(ctx.kl_bits, d);
             let z = match kind {
-                ChannelKind::Uq => Uq.encode(&ctx, &mu_p, &mu_q, w)?,
-                _ => pfr.encode(&ctx, &mu_p, &mu_q, w)?,
+                ChannelKind::Uq => Uq.encode(&ctx, &p, &mu_q, w)?,
+                _ => pfr.encode(&ctx, &p, &mu_q, w)?,
             };
             Ok((z, code, kl, Some(kind)))
         };
@@ -521,6 +528,11 @@ impl DiffC {
             code = u8::try_from(code as i32 + delta)
                 .map_err(|_| anyhow::anyhow!("corrupt payload: bad step KL code"))?;
             let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
+            let sd = proposal_sd(&*self.model, &z, shape, grid[i], &c)?;
+            let p = Proposal {
+                mu: &mu_p,
+                sd: sd.as_deref(),
+            };
             let ctx = StepCtx {
                 seed: f.seed,
                 step: i as u32,
@@ -528,11 +540,11 @@ impl DiffC {
                 kl_bits: code_to_kl(code),
             };
             z = if code == 0 {
-                free_step(&ctx, &mu_p)
+                free_step(&ctx, &p)
             } else {
                 match params.step_channel(ctx.kl_bits, d) {
-                    ChannelKind::Uq => Uq.decode(&ctx, &mu_p, &mut r)?,
-                    _ => pfr.decode(&ctx, &mu_p, &mut r)?,
+                    ChannelKind::Uq => Uq.decode(&ctx, &p, &mut r)?,
+                    _ => pfr.decode(&ctx, &p, &mut r)?,
                 }
             };
             bar.inc(1);
@@ -610,12 +622,16 @@ fn step_code_table() -> crate::entropy::Table {
 }
 
 /// An uncommunicated step: z_s ~ p from shared noise.
-fn free_step(ctx: &StepCtx, mu_p: &[f32]) -> Vec<f32> {
-    let mut e = vec![0f32; mu_p.len()];
+fn free_step(ctx: &StepCtx, p: &Proposal) -> Vec<f32> {
+    let mut e = vec![0f32; p.mu.len()];
     Stream::new(ctx.seed, Purpose::FreeStep, ctx.step, 0, 0).fill_normal(&mut e);
-    mu_p.iter()
+    p.mu.iter()
         .zip(&e)
-        .map(|(&m, &e)| (m as f64 + ctx.sigma * e as f64) as f32)
+        .enumerate()
+        .map(|(i, (&m, &e))| {
+            let sd = p.sd.map_or(ctx.sigma, |s| s[i] as f64);
+            (m as f64 + sd * e as f64) as f32
+        })
         .collect()
 }
 

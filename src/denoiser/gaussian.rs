@@ -24,12 +24,32 @@ fn gain(alpha: f64, sigma2: f64, v: f64) -> f64 {
 pub struct DiagonalGaussian {
     pub mean: Vec<f64>,
     pub var: Vec<f64>,
+    /// Report the posterior variance, so DiffC uses the exact reverse step as its proposal
+    /// (a different model for files: it changes the fingerprint).
+    pub exact_proposal: bool,
 }
 
 impl DiagonalGaussian {
     pub fn new(mean: Vec<f64>, var: Vec<f64>) -> Self {
         assert_eq!(mean.len(), var.len());
-        DiagonalGaussian { mean, var }
+        DiagonalGaussian {
+            mean,
+            var,
+            exact_proposal: false,
+        }
+    }
+    pub fn with_exact_proposal(self) -> Self {
+        DiagonalGaussian {
+            exact_proposal: true,
+            ..self
+        }
+    }
+    fn check(&self, n: usize, shape: Shape) -> Result<()> {
+        let d = self.mean.len();
+        if n != shape.len() || n % d != 0 {
+            bail!("diagonal Gaussian of {d} dims cannot denoise a {shape:?} latent");
+        }
+        Ok(())
     }
 }
 
@@ -43,13 +63,14 @@ impl Denoiser for DiagonalGaussian {
             h.update(&m.to_le_bytes());
             h.update(&v.to_le_bytes());
         }
+        if self.exact_proposal {
+            h.update(b"exact-proposal");
+        }
         h.finalize()
     }
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
+        self.check(z.len(), shape)?;
         let d = self.mean.len();
-        if z.len() != shape.len() || z.len() % d != 0 {
-            bail!("diagonal Gaussian of {d} dims cannot denoise a {shape:?} latent");
-        }
         let (a, s) = super::param::alpha_sigma(logsnr);
         Ok(z.iter()
             .enumerate()
@@ -58,6 +79,22 @@ impl Denoiser for DiagonalGaussian {
                 (m + gain(a, s * s, v) * (z as f64 - a * m)) as f32
             })
             .collect())
+    }
+    /// `v σ² / (α² v + σ²)` per pixel.
+    fn posterior_var(&self, z: &[f32], shape: Shape, logsnr: f64) -> Option<Result<Vec<f32>>> {
+        if !self.exact_proposal {
+            return None;
+        }
+        Some(self.check(z.len(), shape).map(|_| {
+            let (a, s) = super::param::alpha_sigma(logsnr);
+            let d = self.var.len();
+            (0..z.len())
+                .map(|i| {
+                    let v = self.var[i % d];
+                    (v * s * s / (a * a * v + s * s)) as f32
+                })
+                .collect()
+        }))
     }
 }
 

@@ -20,6 +20,13 @@ pub trait Denoiser: Send + Sync {
     fn fingerprint(&self) -> u32;
     /// Predicts x̂ = E[x | z_t] (or the network's estimate) for planar `z` of `shape`.
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>>;
+    /// Var[x | z_t] per pixel, for a model that knows it and whose posterior is diagonal in
+    /// the pixel basis (None: unknown). DiffC then proposes the exact reverse step
+    /// p(z_s|z_t) = N(a z_t + b x̂, σ_q² + b² Var[x|z_t]) instead of the equal-variance one, which
+    /// removes the discretisation gap: the step KLs sum to I(X; Z_t) on any step grid.
+    fn posterior_var(&self, _z: &[f32], _shape: Shape, _logsnr: f64) -> Option<Result<Vec<f32>>> {
+        None
+    }
 }
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Throughput of the PFR candidate scorers (reference vs fast), in candidate·dims per second.
-use crate::channel::pfr::{Scorer, select};
+use crate::channel::pfr::{Coefs, Scorer, select};
 use crate::rng::{Purpose, Stream};
 use serde::Serialize;
 
@@ -40,7 +40,7 @@ pub fn run(chunk_dims: usize, log2k: u32, chunks: usize) -> RccBench {
         let p: Vec<u64> = ms
             .iter()
             .enumerate()
-            .map(|(j, m)| select(scorer, 1, 0, j as u64, m, k).0)
+            .map(|(j, m)| select(scorer, 1, 0, j as u64, &Coefs { a: m, b: None }, k).0)
             .collect();
         let secs = t.elapsed().as_secs_f64();
         picks.push(p);
