@@ -60,7 +60,9 @@ fn decoder_rebuilds_the_encoders_latent_for_every_channel_and_thread_count() {
 fn decoder_rebuilds_the_latent_under_the_exact_reverse_step_proposal() {
     let img = test_image(21, 34, 2);
     let n = img.shape.len();
-    let var: Vec<f64> = (0..n).map(|i| 0.1 + 0.3 / (1.0 + (i % 37) as f64)).collect();
+    let var: Vec<f64> = (0..n)
+        .map(|i| 0.1 + 0.3 / (1.0 + (i % 37) as f64))
+        .collect();
     let model = diffc::denoiser::gaussian::DiagonalGaussian::new(vec![0.0; n], var);
     for channel in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
         let mut c = DiffC::new(Arc::new(model.clone().with_exact_proposal()));

@@ -20,6 +20,14 @@ pub enum Cmd {
         chunk_kl: Option<f64>,
         #[arg(long)]
         padding: Option<u32>,
+        /// Override the number of encoder steps over [−8, 12] (the stopping points must stay on
+        /// the grid: a multiple of 10).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Proposal: the exact reverse step (`exact`, default) or DDPM's equal-variance one
+        /// (`ddpm`, whose discretisation gap needs many steps).
+        #[arg(long, value_parser = ["exact", "ddpm"])]
+        proposal: Option<String>,
         #[arg(short, long)]
         quiet: bool,
     },
@@ -111,6 +119,8 @@ pub fn run(c: Cmd) -> Result<()> {
             files,
             chunk_kl,
             padding,
+            steps,
+            proposal,
             quiet,
         } => {
             let mut cfg = if quick {
@@ -130,6 +140,14 @@ pub fn run(c: Cmd) -> Result<()> {
             if let Some(p) = padding {
                 ensure!(p <= 8, "--padding must be ≤ 8");
                 cfg.padding = p;
+            }
+            if let Some(n) = steps {
+                ensure!((1..=4096).contains(&n), "--steps must be in 1..=4096");
+                cfg.steps = n;
+                cfg.stops()?;
+            }
+            if let Some(p) = proposal {
+                cfg.exact_proposal = p == "exact";
             }
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let r = gaussian::run(&cfg, !quiet)?;

@@ -29,11 +29,15 @@ pub struct Config {
     pub steps: usize,
     pub lmin: f64,
     pub lmax: f64,
-    /// Stopping steps (indices into the encoder grid).
-    pub stops: Vec<usize>,
+    /// Stopping points (log-SNR; each must lie on the encoder's grid of `steps` steps).
+    pub stop_logsnrs: Vec<f64>,
     pub decode_steps: usize,
     pub chunk_kl: f64,
     pub padding: u32,
+    /// Propose the exact reverse step N(a z + b x̂, σ_q² + b² Var[x|z]) (the model knows its
+    /// posterior variance); false: the DDPM proposal with σ_q, whose step KLs exceed
+    /// I(X; Z_t) by a discretisation gap that only vanishes with many steps.
+    pub exact_proposal: bool,
 }
 
 impl Config {
@@ -45,13 +49,14 @@ impl Config {
             batch: 128,
             files: 16,
             diagnose_files: 1,
-            steps: 160,
+            steps: 20,
             lmin: -8.0,
             lmax: 12.0,
-            stops: vec![48, 64, 80, 96, 112, 128, 144, 160],
+            stop_logsnrs: vec![-2.0, 0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0],
             decode_steps: 300,
             chunk_kl: 8.0,
             padding: 4,
+            exact_proposal: true,
         }
     }
     /// A small version for CI.
@@ -60,11 +65,30 @@ impl Config {
             batch: 64,
             files: 2,
             diagnose_files: 0,
-            steps: 40,
-            stops: vec![20, 30, 40],
+            steps: 10,
+            stop_logsnrs: vec![2.0, 6.0, 12.0],
             decode_steps: 60,
             ..Self::full()
         }
+    }
+    /// Encoder steps at which the stopping points lie.
+    pub fn stops(&self) -> Result<Vec<usize>> {
+        let span = self.lmax - self.lmin;
+        self.stop_logsnrs
+            .iter()
+            .map(|&l| {
+                let f = (l - self.lmin) / span * self.steps as f64;
+                let i = f.round();
+                anyhow::ensure!(
+                    (f - i).abs() < 1e-6 && i >= 1.0 && i <= self.steps as f64,
+                    "stopping log-SNR {l} is not a point of the {}-step grid over [{}, {}]",
+                    self.steps,
+                    self.lmin,
+                    self.lmax
+                );
+                Ok(i as usize)
+            })
+            .collect()
     }
     pub fn variances(&self) -> Vec<f64> {
         (0..self.dims)
@@ -133,7 +157,10 @@ fn cov_rel_err(samples: &[Vec<f32>], v: &[f64]) -> f64 {
 pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
     let t0 = std::time::Instant::now();
     let v = cfg.variances();
-    let model = Arc::new(DiagonalGaussian::new(vec![0.0; cfg.dims], v.clone()));
+    let stops = cfg.stops()?;
+    let mut model = DiagonalGaussian::new(vec![0.0; cfg.dims], v.clone());
+    model.exact_proposal = cfg.exact_proposal;
+    let model = Arc::new(model);
     let total = cfg.dims * cfg.batch;
     // a 3×h×w "image" holding batch samples
     let w = 64.min(total / 3);
@@ -157,7 +184,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
         .canonical()
         .schedule
         .grid(cfg.steps);
-    let np = cfg.stops.len();
+    let np = stops.len();
     let (mut kl, mut coded, mut payload, mut coded_uq) =
         (vec![0.0; np], vec![0.0; np], vec![0.0; np], vec![0.0; np]);
     let mut recon_a: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
@@ -179,7 +206,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
         codec.seed = 1000 + f as u64;
         codec.params = params(ChannelKind::Pfr);
         codec.diagnose = f < cfg.diagnose_files;
-        let last = *cfg.stops.iter().max().unwrap();
+        let last = *stops.iter().max().unwrap();
         let recs = codec.encode_trace(&img, RateTarget::Step(last), true)?;
         if codec.diagnose {
             let st = codec.pfr_stats.lock().unwrap();
@@ -190,7 +217,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
         uq.seed = codec.seed;
         uq.params = params(ChannelKind::Uq);
         let recs_uq = uq.encode_trace(&img, RateTarget::Step(last), false)?;
-        for (p, &stop) in cfg.stops.iter().enumerate() {
+        for (p, &stop) in stops.iter().enumerate() {
             let rec = &recs[stop];
             kl[p] += recs[1..=stop].iter().map(|r| r.kl_bits).sum::<f64>();
             coded[p] += rec.file.len() as f64 * 8.0;
@@ -236,8 +263,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
     bar.finish_and_clear();
     let nf = cfg.files as f64;
     let n_values = nf * total as f64;
-    let points = cfg
-        .stops
+    let points = stops
         .iter()
         .enumerate()
         .map(|(p, &stop)| {
