@@ -59,8 +59,33 @@ pub struct ChunkPlan {
     pub log2k: u32,
 }
 
+/// Fixed-point scale of [`expected_kl_weights`].
+const WEIGHT_ONE: f64 = (1u64 << 20) as f64;
+
+/// Integer weights ∝ each dimension's expected KL under the proposal, `ln ρ` nats (the
+/// mean over x ~ p(x|z_t) of the KL in [`super::step_kl`]), for balancing chunks; None for an
+/// equal-variance proposal, whose dimensions look alike to the decoder.
+pub fn expected_kl_weights(p: &Proposal, sigma: f64) -> Option<Vec<u64>> {
+    p.sd?;
+    Some(
+        (0..p.mu.len())
+            .map(|i| (libm::log(p.ratio(i, sigma).max(1.0)) * WEIGHT_ONE).round() as u64 + 1)
+            .collect(),
+    )
+}
+
 impl ChunkPlan {
-    pub fn new(p: &PfrParams, seed: u64, step: u32, dims: usize, kl_bits: f64) -> Self {
+    /// The plan for a step of `kl_bits` over `dims` dimensions. With `weights`, the shared
+    /// permutation is cut where the running weight crosses j/n of the total, so every chunk
+    /// expects the same KL (else into equal numbers of dimensions).
+    pub fn new(
+        p: &PfrParams,
+        seed: u64,
+        step: u32,
+        dims: usize,
+        kl_bits: f64,
+        weights: Option<&[u64]>,
+    ) -> Self {
         assert!(dims > 0);
         let budget = p
             .chunk_kl
@@ -70,7 +95,10 @@ impl ChunkPlan {
         let chunk_kl = kl_bits / n as f64;
         let log2k = (chunk_kl.ceil() as u32 + p.padding).clamp(1, p.max_log2k);
         let perm = Stream::new(seed, Purpose::ChunkPartition, step, 0, 0).permutation(dims);
-        let bounds = (0..=n).map(|j| j * dims / n).collect();
+        let bounds = match weights {
+            None => (0..=n).map(|j| j * dims / n).collect(),
+            Some(w) => balanced_bounds(&perm, w, n),
+        };
         ChunkPlan {
             perm,
             bounds,
@@ -87,6 +115,30 @@ impl ChunkPlan {
     pub fn zipf(&self) -> ZipfIndex {
         ZipfIndex::new(self.log2k, ZipfIndex::exponent_for(self.chunk_kl))
     }
+}
+
+/// Cuts `perm` into `n` non-empty runs of about equal total weight (integer arithmetic).
+fn balanced_bounds(perm: &[u32], w: &[u64], n: usize) -> Vec<usize> {
+    let dims = perm.len();
+    let total: u128 = perm.iter().map(|&i| w[i as usize] as u128).sum();
+    let mut bounds = vec![0usize; n + 1];
+    bounds[n] = dims;
+    let (mut pos, mut cum) = (0usize, 0u128);
+    for j in 1..n {
+        let target = total * j as u128 / n as u128;
+        while pos < dims && cum + (w[perm[pos] as usize] as u128) <= target {
+            cum += w[perm[pos] as usize] as u128;
+            pos += 1;
+        }
+        // keep every chunk non-empty: at least one dim behind, enough left for the rest
+        let b = pos.max(bounds[j - 1] + 1).min(dims - (n - j));
+        while pos < b {
+            cum += w[perm[pos] as usize] as u128;
+            pos += 1;
+        }
+        bounds[j] = b;
+    }
+    bounds
 }
 
 /// Candidate `n` of chunk `chunk` at `step`: `d` standard normals.
@@ -219,7 +271,15 @@ impl StepChannel for Pfr {
         w: &mut Writer,
     ) -> Result<Vec<f32>> {
         let (a, b) = coefficients(p, mu_q, ctx.sigma);
-        let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, a.len(), ctx.kl_bits);
+        let weights = expected_kl_weights(p, ctx.sigma);
+        let plan = ChunkPlan::new(
+            &self.params,
+            ctx.seed,
+            ctx.step,
+            a.len(),
+            ctx.kl_bits,
+            weights.as_deref(),
+        );
         let zipf = plan.zipf();
         let k = zipf.k();
         let pick = |j: usize, scorer: Scorer| {
@@ -259,7 +319,15 @@ impl StepChannel for Pfr {
     }
 
     fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>> {
-        let plan = ChunkPlan::new(&self.params, ctx.seed, ctx.step, p.mu.len(), ctx.kl_bits);
+        let weights = expected_kl_weights(p, ctx.sigma);
+        let plan = ChunkPlan::new(
+            &self.params,
+            ctx.seed,
+            ctx.step,
+            p.mu.len(),
+            ctx.kl_bits,
+            weights.as_deref(),
+        );
         let zipf = plan.zipf();
         let mut z = vec![0f32; p.mu.len()];
         for j in 0..plan.chunks() {
@@ -315,13 +383,20 @@ mod tests {
             (1000, 123.4),
             (4097, 9999.0),
         ] {
-            let plan = ChunkPlan::new(&p, 5, 2, dims, kl);
-            assert!(plan.chunks() >= 1 && plan.chunks() <= dims);
-            assert!((0..plan.chunks()).all(|j| !plan.chunk(j).is_empty()));
-            let mut all = plan.perm.clone();
-            all.sort();
-            assert_eq!(all, (0..dims as u32).collect::<Vec<_>>());
-            assert!(plan.log2k <= p.max_log2k);
+            // equal runs, and runs balanced by weights that include one dominant dimension
+            let w: Vec<u64> = (0..dims as u64).map(|i| 1 + (i % 5) * 1000).collect();
+            let mut heavy = w.clone();
+            heavy[dims / 2] = 1 << 40;
+            for weights in [None, Some(&w[..]), Some(&heavy[..])] {
+                let plan = ChunkPlan::new(&p, 5, 2, dims, kl, weights);
+                assert!(plan.chunks() >= 1 && plan.chunks() <= dims);
+                assert!((0..plan.chunks()).all(|j| !plan.chunk(j).is_empty()));
+                assert_eq!(*plan.bounds.last().unwrap(), dims);
+                let mut all = plan.perm.clone();
+                all.sort();
+                assert_eq!(all, (0..dims as u32).collect::<Vec<_>>());
+                assert!(plan.log2k <= p.max_log2k);
+            }
         }
     }
 
@@ -341,6 +416,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Balanced runs carry about equal weight (within one dimension's weight).
+    #[test]
+    fn balanced_chunks_carry_equal_weight() {
+        let dims = 3000;
+        let w: Vec<u64> = (0..dims as u64).map(|i| 1 + (i * i) % 997).collect();
+        let plan = ChunkPlan::new(&PfrParams::default(), 1, 0, dims, 400.0, Some(&w));
+        let sums: Vec<u64> = (0..plan.chunks())
+            .map(|j| plan.chunk(j).iter().map(|&i| w[i as usize]).sum())
+            .collect();
+        let mean = sums.iter().sum::<u64>() as f64 / sums.len() as f64;
+        assert!(sums.len() == 50);
+        assert!(
+            sums.iter().all(|&s| (s as f64 - mean).abs() <= 997.0 + 1.0),
+            "{sums:?}"
+        );
     }
 
     /// Candidates at 64-bit indices are distinct and regenerable (the anchor used 32-bit offsets).
