@@ -6,14 +6,17 @@ use diffc::experiment::gaussian::{Config, run};
 fn quick_gaussian_experiment_tracks_theory() {
     let r = run(&Config::quick(), false).unwrap(); // also checks decoder latents == encoder's
     let top = r.points.last().unwrap();
-    // rates: ideal ≤ Σ KL (discretisation only adds), coded within a bounded overhead of Σ KL
     for p in &r.points {
-        assert!(
-            p.kl_bits >= 0.9 * p.ideal_bits,
-            "KL {} below ideal {}",
-            p.kl_bits,
-            p.ideal_bits
-        );
+        // the exact reverse-step proposal: Σ step KL ≈ I(X; Z_t) even on a 10-step grid
+        if p.ideal_bits >= 500.0 {
+            assert!(
+                (p.kl_bits / p.ideal_bits - 1.0).abs() < 0.08,
+                "KL {} vs ideal {} at λ = {}",
+                p.kl_bits,
+                p.ideal_bits,
+                p.logsnr
+            );
+        }
         if p.payload_bits >= 2000.0 {
             assert!(
                 p.coded_bits <= 1.4 * p.kl_bits,
@@ -23,21 +26,21 @@ fn quick_gaussian_experiment_tracks_theory() {
             );
         }
     }
-    // distortion: DiffC-A ≈ 2·MMSE, flow beats ancestral, approaching the 1/2 ratio
+    // distortion: DiffC-A ≈ 2·MMSE, DiffC-F ≈ the flow's theory, near the 1/2 ratio
     assert!(
-        (top.mse_a / top.mse_a_theory - 1.0).abs() < 0.15,
+        (top.mse_a / top.mse_a_theory - 1.0).abs() < 0.1,
         "A {} vs {}",
         top.mse_a,
         top.mse_a_theory
     );
     assert!(
-        (top.mse_f / top.mse_f_theory - 1.0).abs() < 0.35,
+        (top.mse_f / top.mse_f_theory - 1.0).abs() < 0.15,
         "F {} vs {}",
         top.mse_f,
         top.mse_f_theory
     );
     assert!(
-        top.mse_f / top.mse_a < 0.7,
+        top.mse_f / top.mse_a < 0.65,
         "F/A = {}",
         top.mse_f / top.mse_a
     );
