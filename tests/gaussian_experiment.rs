@@ -7,10 +7,10 @@ fn quick_gaussian_experiment_tracks_theory() {
     let r = run(&Config::quick(), false).unwrap(); // also checks decoder latents == encoder's
     let top = r.points.last().unwrap();
     for p in &r.points {
-        // the exact reverse-step proposal: Σ step KL ≈ I(X; Z_t) even on a 10-step grid
+        // the exact reverse-step proposal: Σ step KL ≈ I(X; Z_t) within 5 % on a 10-step grid
         if p.ideal_bits >= 500.0 {
             assert!(
-                (p.kl_bits / p.ideal_bits - 1.0).abs() < 0.08,
+                (p.kl_bits / p.ideal_bits - 1.0).abs() < 0.05,
                 "KL {} vs ideal {} at λ = {}",
                 p.kl_bits,
                 p.ideal_bits,
@@ -26,21 +26,21 @@ fn quick_gaussian_experiment_tracks_theory() {
             );
         }
     }
-    // distortion: DiffC-A ≈ 2·MMSE, DiffC-F ≈ the flow's theory, near the 1/2 ratio
+    // distortion within 5 % of theory (DiffC-A: 2·MMSE; DiffC-F: the flow), F/A near ½
     assert!(
-        (top.mse_a / top.mse_a_theory - 1.0).abs() < 0.1,
+        (top.mse_a / top.mse_a_theory - 1.0).abs() < 0.05,
         "A {} vs {}",
         top.mse_a,
         top.mse_a_theory
     );
     assert!(
-        (top.mse_f / top.mse_f_theory - 1.0).abs() < 0.15,
+        (top.mse_f / top.mse_f_theory - 1.0).abs() < 0.05,
         "F {} vs {}",
         top.mse_f,
         top.mse_f_theory
     );
     assert!(
-        top.mse_f / top.mse_a < 0.65,
+        top.mse_f / top.mse_a < 0.56,
         "F/A = {}",
         top.mse_f / top.mse_a
     );

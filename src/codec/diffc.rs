@@ -196,6 +196,9 @@ pub struct DiffC {
     pub diagnose: bool,
     pub progress: bool,
     pub ode_solver: OdeSolver,
+    /// Log-SNR where reconstruction ends with the model's x̂ (`DECODE_LMAX`; experiments
+    /// that compare with theory for exact samples go further, where the final x̂ is exact).
+    pub decode_lmax: f64,
     pub pfr_stats: Arc<std::sync::Mutex<PfrStats>>,
 }
 
@@ -210,6 +213,7 @@ impl DiffC {
             diagnose: false,
             progress: false,
             ode_solver: OdeSolver::DpmPp2m,
+            decode_lmax: DECODE_LMAX,
             pfr_stats: Default::default(),
         }
     }
@@ -563,6 +567,7 @@ impl DiffC {
             diagnose: false,
             progress: self.progress,
             ode_solver: self.ode_solver,
+            decode_lmax: self.decode_lmax,
             pfr_stats: Default::default(),
         }
     }
@@ -577,7 +582,7 @@ impl DiffC {
         seed: u64,
     ) -> Result<Vec<f32>> {
         let steps = opts.steps.unwrap_or(DEFAULT_DECODE_STEPS).max(1);
-        let lmax = DECODE_LMAX.max(l);
+        let lmax = self.decode_lmax.max(l);
         if l >= lmax - 1e-9 {
             return self.model.predict_x(z, shape, l);
         }
