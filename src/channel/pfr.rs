@@ -260,6 +260,19 @@ impl Pfr {
             ..Default::default()
         }
     }
+
+    /// The step's chunk plan, from what both sides know.
+    fn plan(&self, ctx: &StepCtx, p: &Proposal) -> ChunkPlan {
+        let weights = expected_kl_weights(p, ctx.sigma);
+        ChunkPlan::new(
+            &self.params,
+            ctx.seed,
+            ctx.step,
+            p.mu.len(),
+            ctx.kl_bits,
+            weights.as_deref(),
+        )
+    }
 }
 
 impl StepChannel for Pfr {
@@ -271,15 +284,7 @@ impl StepChannel for Pfr {
         w: &mut Writer,
     ) -> Result<Vec<f32>> {
         let (a, b) = coefficients(p, mu_q, ctx.sigma);
-        let weights = expected_kl_weights(p, ctx.sigma);
-        let plan = ChunkPlan::new(
-            &self.params,
-            ctx.seed,
-            ctx.step,
-            a.len(),
-            ctx.kl_bits,
-            weights.as_deref(),
-        );
+        let plan = self.plan(ctx, p);
         let zipf = plan.zipf();
         let k = zipf.k();
         let pick = |j: usize, scorer: Scorer| {
@@ -319,15 +324,7 @@ impl StepChannel for Pfr {
     }
 
     fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>> {
-        let weights = expected_kl_weights(p, ctx.sigma);
-        let plan = ChunkPlan::new(
-            &self.params,
-            ctx.seed,
-            ctx.step,
-            p.mu.len(),
-            ctx.kl_bits,
-            weights.as_deref(),
-        );
+        let plan = self.plan(ctx, p);
         let zipf = plan.zipf();
         let mut z = vec![0f32; p.mu.len()];
         for j in 0..plan.chunks() {
