@@ -1,10 +1,11 @@
 """Expected DiffC rate on the Gaussian experiment's data if every step's sample were exact.
 
 For X ~ N(0, diag(v)) (v_i = 0.25 (i+1)^-2.5, 48 dims: `diffc experiment gaussian`) and the
-exact denoiser, a step λ_t → λ_s with the codec's proposal N(μ_p, σ_q²) (the posterior mean,
-ignoring the posterior variance of x) costs in expectation ½ Σ_i ρ_i nats, with
-ρ_i = b² Var(x_i | z_t) / σ_q²; the true reverse transition (variance σ_q² + b² Var) would cost
-½ Σ ln(1 + ρ_i), and the sum of those is exactly I(X; Z) whatever the step count.
+exact denoiser, a step λ_t → λ_s with DDPM's proposal N(μ_p, σ_q²) (`--proposal ddpm`: the
+posterior mean, ignoring the posterior variance of x) costs in expectation ½ Σ_i ρ_i nats, with
+ρ_i = b² Var(x_i | z_t) / σ_q²; the true reverse transition (variance σ_q² + b² Var, the
+experiment's default `--proposal exact`) costs ½ Σ ln(1 + ρ_i), and the sum of those is exactly
+I(X; Z) whatever the step count.
 
 So this prints, per encoder step count, Σ KL / I(X; Z_λmax) for exact samples: the part of the
 measured KL/ideal ratio that the trajectory's discretisation explains. The rest of the measured
