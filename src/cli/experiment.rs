@@ -20,6 +20,9 @@ pub enum Cmd {
         chunk_kl: Option<f64>,
         #[arg(long)]
         padding: Option<u32>,
+        /// Files on which PFR truncation is diagnosed (default 1; each costs 8× the candidates).
+        #[arg(long)]
+        diagnose_files: Option<usize>,
         /// Override the number of encoder steps over [−8, 12] (the stopping points must stay on
         /// the grid: a multiple of 10).
         #[arg(long)]
@@ -121,6 +124,7 @@ pub fn run(c: Cmd) -> Result<()> {
             padding,
             steps,
             proposal,
+            diagnose_files,
             quiet,
         } => {
             let mut cfg = if quick {
@@ -141,6 +145,10 @@ pub fn run(c: Cmd) -> Result<()> {
                 ensure!(p <= 8, "--padding must be ≤ 8");
                 cfg.padding = p;
             }
+            if let Some(n) = diagnose_files {
+                cfg.diagnose_files = n;
+            }
+            cfg.diagnose_files = cfg.diagnose_files.min(cfg.files);
             if let Some(n) = steps {
                 ensure!((1..=4096).contains(&n), "--steps must be in 1..=4096");
                 cfg.steps = n;
