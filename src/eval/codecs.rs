@@ -3,7 +3,8 @@
 //! - `jpeg`, `webp`, `avif`, `jxl`: classic baselines ([`super::baselines`]).
 //! - `diffc-f`: DiffC with the probability-flow ODE decoder; `diffc-a`: DiffC with ancestral
 //!   (SDE) sampling. `--model` picks the denoiser (the codec's default otherwise); a name like
-//!   `diffc-f@photo-unet-s` names it per codec, so one run compares models.
+//!   `diffc-f@photo-unet-s` names it per codec, so one run compares models; `diffc-a:64` sets
+//!   the decoder's steps (default: the codec's 24).
 //! - `hfd-mse`: HFD's MSE transform codec (rounding), `hfd-mse-dither`: the same with the
 //!   shared-seed dither (universal quantisation); `hfd`: HFD (its refiner decodes with the flow ODE),
 //!   `hfd-a`: HFD decoded with the SDE. Default checkpoints (`hfd-mse`, `hfd-refiner`).
@@ -85,11 +86,18 @@ pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
         Some((b, m)) => (b, Some(m)),
         None => (name, model),
     };
+    let (base, steps) = match base.split_once(':') {
+        Some((b, n)) => match n.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => (b, Some(n)),
+            _ => bail!("codec `{name}`: decoder steps after ':' must be in 1..=1000"),
+        },
+        None => (base, None),
+    };
     let decoder = match base {
         "diffc-f" => DecoderKind::Ode,
         "diffc-a" => DecoderKind::Sde,
         _ => bail!(
-            "unknown codec `{name}` (known: {}; diffc-f and diffc-a take @MODEL)",
+            "unknown codec `{name}` (known: {}; diffc-f and diffc-a take :STEPS and @MODEL)",
             KNOWN.join(", ")
         ),
     };
@@ -98,7 +106,7 @@ pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
         codec: make_diffc(model)?,
         opts: DecodeOptions {
             decoder,
-            steps: None,
+            steps,
             progress: false,
         },
         encoder_key: format!("diffc:{model}"),
@@ -134,6 +142,15 @@ mod tests {
             "diffc:gauss-spectrum"
         );
         assert!(make("diffc-f@no-such-model", None).is_err());
+        // `:STEPS` sets the decoder's steps; the encoder (and so the bitstream) is shared
+        let a64 = make("diffc-a:64@gauss-spectrum", None).unwrap();
+        assert_eq!(a64.opts.steps, Some(64));
+        assert_eq!(a64.opts.decoder, DecoderKind::Sde);
+        assert_eq!(a64.encoder_key, a.encoder_key);
+        assert_eq!(a.opts.steps, None);
+        for bad in ["diffc-a:0", "diffc-f:x", "diffc-f:5000@gauss-spectrum"] {
+            assert!(make(bad, None).is_err(), "{bad}");
+        }
         assert!(make("diffc-x@gauss-spectrum", None).is_err());
     }
 }
