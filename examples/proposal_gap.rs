@@ -28,7 +28,10 @@ fn main() -> anyhow::Result<()> {
         let (h, w) = (s.h, s.w);
         let band: Vec<usize> = (0..h * w)
             .map(|i| {
-                let (fy, fx) = ((i / w) as f64 / (2.0 * h as f64), (i % w) as f64 / (2.0 * w as f64));
+                let (fy, fx) = (
+                    (i / w) as f64 / (2.0 * h as f64),
+                    (i % w) as f64 / (2.0 * w as f64),
+                );
                 let f = (fy * fy + fx * fx).sqrt();
                 EDGES.iter().take_while(|&&e| e <= f).count()
             })
@@ -41,7 +44,11 @@ fn main() -> anyhow::Result<()> {
             let c = StepCoeffs::new(lt, ls);
             let xh = model.predict_x(&z, s, lt)?;
             // offsets μ_q − μ_p = b (x − x̂), in units of σ_q
-            let d: Vec<f64> = x.iter().zip(&xh).map(|(&x, &y)| c.b * (x - y) as f64 / c.std()).collect();
+            let d: Vec<f64> = x
+                .iter()
+                .zip(&xh)
+                .map(|(&x, &y)| c.b * (x - y) as f64 / c.std())
+                .collect();
             let kl_e = d.iter().map(|v| v * v).sum::<f64>() / 2.0;
             let mut kl_o = 0.0;
             for plane in d.chunks(h * w) {
@@ -61,7 +68,16 @@ fn main() -> anyhow::Result<()> {
             let ln2 = std::f64::consts::LN_2;
             cum_e += kl_e / ln2;
             cum_o += kl_o / ln2;
-            println!("{} {} {:.3} {:.1} {:.1} {:.1} {:.1}", path.file_name().unwrap().to_string_lossy(), i + 1, ls, kl_e / ln2, kl_o / ln2, cum_e, cum_o);
+            println!(
+                "{} {} {:.3} {:.1} {:.1} {:.1} {:.1}",
+                path.file_name().unwrap().to_string_lossy(),
+                i + 1,
+                ls,
+                kl_e / ln2,
+                kl_o / ln2,
+                cum_e,
+                cum_o
+            );
             // an exact sample of q(z_s | z_t, x)
             let mut e = vec![0f32; s.len()];
             Stream::new(k as u64, Purpose::Experiment, i as u32, 7, 0).fill_normal(&mut e);

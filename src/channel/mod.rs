@@ -75,6 +75,13 @@ impl<'a> Proposal<'a> {
     pub fn equal(mu: &'a [f32]) -> Self {
         Proposal { mu, sd: None }
     }
+    /// The proposal's point μ_p + σ_p·u in dimension i for a standard normal draw u (σ_p = σ_q
+    /// without `sd`): how candidates and free steps become latents, on both sides.
+    #[inline]
+    pub fn point(&self, i: usize, sigma_q: f64, u: f32) -> f32 {
+        let sd = self.sd.map_or(sigma_q, |s| s[i] as f64);
+        (self.mu[i] as f64 + sd * u as f64) as f32
+    }
     /// σ_p/σ_q of dimension i.
     #[inline]
     pub fn ratio(&self, i: usize, sigma_q: f64) -> f64 {

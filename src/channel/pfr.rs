@@ -360,9 +360,7 @@ fn write_candidate(ctx: &StepCtx, plan: &ChunkPlan, j: usize, n: u64, p: &Propos
     let mut u = vec![0f32; idx.len()];
     candidate(ctx.seed, ctx.step, j as u64, n, &mut u);
     for (&i, &u) in idx.iter().zip(&u) {
-        let i = i as usize;
-        let sd = p.sd.map_or(ctx.sigma, |s| s[i] as f64);
-        z[i] = (p.mu[i] as f64 + sd * u as f64) as f32;
+        z[i as usize] = p.point(i as usize, ctx.sigma, u);
     }
 }
 

@@ -630,13 +630,9 @@ fn step_code_table() -> crate::entropy::Table {
 fn free_step(ctx: &StepCtx, p: &Proposal) -> Vec<f32> {
     let mut e = vec![0f32; p.mu.len()];
     Stream::new(ctx.seed, Purpose::FreeStep, ctx.step, 0, 0).fill_normal(&mut e);
-    p.mu.iter()
-        .zip(&e)
+    e.iter()
         .enumerate()
-        .map(|(i, (&m, &e))| {
-            let sd = p.sd.map_or(ctx.sigma, |s| s[i] as f64);
-            (m as f64 + sd * e as f64) as f32
-        })
+        .map(|(i, &e)| p.point(i, ctx.sigma, e))
         .collect()
 }
 
