@@ -191,6 +191,37 @@ fn both_decoders_are_deterministic_and_differ() {
     assert_ne!(dec(DecoderKind::Sde), dec(DecoderKind::Ode));
 }
 
+/// Without `--steps`, each decoder takes its own default: the SDE more steps than the ODE,
+/// because ancestral sampling converges more slowly (see `default_decode_steps`).
+#[test]
+fn each_decoder_takes_its_own_default_step_count() {
+    use diffc::codec::diffc::default_decode_steps;
+    let img = test_image(16, 24, 5);
+    let c = codec(ChannelKind::Mixed);
+    let bytes = c.encode(&img, RateTarget::Bpp(1.0)).unwrap();
+    let dec = |decoder, steps| {
+        c.decode(
+            &bytes,
+            &DecodeOptions {
+                decoder,
+                steps,
+                progress: false,
+            },
+        )
+        .unwrap()
+        .data
+    };
+    let (sde, ode) = (
+        default_decode_steps(DecoderKind::Sde),
+        default_decode_steps(DecoderKind::Ode),
+    );
+    assert!(sde > ode);
+    for (k, n) in [(DecoderKind::Sde, sde), (DecoderKind::Ode, ode)] {
+        assert_eq!(dec(k, None), dec(k, Some(n)), "{k:?}");
+    }
+    assert_ne!(dec(DecoderKind::Sde, None), dec(DecoderKind::Sde, Some(ode)));
+}
+
 /// Every truncation, 1,000 random byte flips and 300 corrupt bodies behind a valid checksum
 /// give an error or a decode, never a panic.
 #[test]

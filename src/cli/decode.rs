@@ -20,7 +20,8 @@ pub struct Args {
     /// sde = DiffC-A (ancestral sampling), ode = DiffC-F (probability flow).
     #[arg(long, value_enum, default_value = "ode")]
     pub decoder: DecoderKind,
-    /// Denoising steps from the communicated latent to the image.
+    /// Denoising steps from the communicated latent to the image (DiffC: 24 for ode, 64 for
+    /// sde; HFD: the refiner's default).
     #[arg(long)]
     pub steps: Option<usize>,
     /// ODE solver.

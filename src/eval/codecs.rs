@@ -3,8 +3,8 @@
 //! - `jpeg`, `webp`, `avif`, `jxl`: classic baselines ([`super::baselines`]).
 //! - `diffc-f`: DiffC with the probability-flow ODE decoder; `diffc-a`: DiffC with ancestral
 //!   (SDE) sampling. `--model` picks the denoiser (the codec's default otherwise); a name like
-//!   `diffc-f@photo-unet-s` names it per codec, so one run compares models; `diffc-a:64` sets
-//!   the decoder's steps (default: the codec's 24).
+//!   `diffc-f@photo-unet-s` names it per codec, so one run compares models; `diffc-f:48` sets
+//!   the decoder's steps (default: 24 for the ODE, 64 for the SDE).
 //! - `hfd-mse`: HFD's MSE transform codec (rounding), `hfd-mse-dither`: the same with the
 //!   shared-seed dither (universal quantisation); `hfd`: HFD (its refiner decodes with the flow ODE),
 //!   `hfd-a`: HFD decoded with the SDE. Default checkpoints (`hfd-mse`, `hfd-refiner`).
