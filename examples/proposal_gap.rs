@@ -6,6 +6,7 @@
 //! (z_s drawn from q itself, no channel coding), the default 24-step schedule.
 //!
 //! `cargo run --release --example proposal_gap -- DIR MODEL`
+use diffc::denoiser::blend::dct_band;
 use diffc::denoiser::gaussian::dct2d;
 use diffc::rng::{Purpose, Stream};
 use diffc::schedule::StepCoeffs;
@@ -27,14 +28,7 @@ fn main() -> anyhow::Result<()> {
         let (s, x) = (img.shape, &img.data);
         let (h, w) = (s.h, s.w);
         let band: Vec<usize> = (0..h * w)
-            .map(|i| {
-                let (fy, fx) = (
-                    (i / w) as f64 / (2.0 * h as f64),
-                    (i % w) as f64 / (2.0 * w as f64),
-                );
-                let f = (fy * fy + fx * fx).sqrt();
-                EDGES.iter().take_while(|&&e| e <= f).count()
-            })
+            .map(|i| dct_band(&EDGES, i / w, i % w, h, w))
             .collect();
         let mut z = vec![0f32; s.len()];
         Stream::new(k as u64, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);

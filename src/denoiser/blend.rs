@@ -82,9 +82,7 @@ impl BlendParams {
 
     /// The band of DCT coefficient (ky, kx) of an h×w plane.
     pub fn band(&self, ky: usize, kx: usize, h: usize, w: usize) -> usize {
-        let (fy, fx) = (ky as f64 / (2.0 * h as f64), kx as f64 / (2.0 * w as f64));
-        let f = (fy * fy + fx * fx).sqrt();
-        self.bands.iter().take_while(|&&e| e <= f).count()
+        dct_band(&self.bands, ky, kx, h, w)
     }
 
     /// The band of every coefficient of an h×w plane, row-major.
@@ -93,6 +91,14 @@ impl BlendParams {
             .map(|i| self.band(i / w, i % w, h, w) as u8)
             .collect()
     }
+}
+
+/// The radial band of DCT coefficient (ky, kx) of an h×w plane: how many of the increasing
+/// band `edges` (cycles/pixel) its frequency reaches.
+pub fn dct_band(edges: &[f64], ky: usize, kx: usize, h: usize, w: usize) -> usize {
+    let (fy, fx) = (ky as f64 / (2.0 * h as f64), kx as f64 / (2.0 * w as f64));
+    let f = (fy * fy + fx * fx).sqrt();
+    edges.iter().take_while(|&&e| e <= f).count()
 }
 
 /// Scales each band of every channel of `d` (c planes of h×w) by `gain[band]` in the DCT domain.
