@@ -219,7 +219,10 @@ fn each_decoder_takes_its_own_default_step_count() {
     for (k, n) in [(DecoderKind::Sde, sde), (DecoderKind::Ode, ode)] {
         assert_eq!(dec(k, None), dec(k, Some(n)), "{k:?}");
     }
-    assert_ne!(dec(DecoderKind::Sde, None), dec(DecoderKind::Sde, Some(ode)));
+    assert_ne!(
+        dec(DecoderKind::Sde, None),
+        dec(DecoderKind::Sde, Some(ode))
+    );
 }
 
 /// Every truncation, 1,000 random byte flips and 300 corrupt bodies behind a valid checksum

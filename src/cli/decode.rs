@@ -2,7 +2,7 @@
 use crate::codec::diffc::DiffC;
 use crate::codec::hfd::Hfd;
 use crate::codec::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse};
-use crate::codec::{Codec, DecodeOptions, DecoderKind};
+use crate::codec::{Codec, DecodeOptions, DecoderKind, MAX_DECODE_STEPS};
 use crate::container::{CodecId, File};
 use crate::device::DeviceKind;
 use crate::image_io::save_png;
@@ -46,8 +46,8 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let f = File::from_bytes(&bytes)?;
     let dev = device.open()?;
     if let Some(s) = a.steps {
-        if !(1..=10000).contains(&s) {
-            bail!("--steps must be in 1..=10000");
+        if !(1..=MAX_DECODE_STEPS).contains(&s) {
+            bail!("--steps must be in 1..={MAX_DECODE_STEPS}");
         }
     }
     let opts = DecodeOptions {

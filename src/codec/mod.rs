@@ -27,6 +27,10 @@ pub enum DecoderKind {
     Ode,
 }
 
+/// The most denoising steps a decoder may be asked for (`--steps`, `diffc-a:N`): beyond any
+/// use, and a bound on decode time.
+pub const MAX_DECODE_STEPS: usize = 10_000;
+
 /// Options common to every decoder.
 #[derive(Clone, Debug, Default)]
 pub struct DecodeOptions {

@@ -9,7 +9,7 @@
 //!   shared-seed dither (universal quantisation); `hfd`: HFD (its refiner decodes with the flow ODE),
 //!   `hfd-a`: HFD decoded with the SDE. Default checkpoints (`hfd-mse`, `hfd-refiner`).
 use super::baselines::Baseline;
-use crate::codec::{Codec, DecodeOptions, DecoderKind};
+use crate::codec::{Codec, DecodeOptions, DecoderKind, MAX_DECODE_STEPS};
 use anyhow::{Result, bail};
 
 pub const KNOWN: &[&str] = &[
@@ -88,8 +88,8 @@ pub fn make(name: &str, model: Option<&str>) -> Result<Made> {
     };
     let (base, steps) = match base.split_once(':') {
         Some((b, n)) => match n.parse::<usize>() {
-            Ok(n) if (1..=1000).contains(&n) => (b, Some(n)),
-            _ => bail!("codec `{name}`: decoder steps after ':' must be in 1..=1000"),
+            Ok(n) if (1..=MAX_DECODE_STEPS).contains(&n) => (b, Some(n)),
+            _ => bail!("codec `{name}`: decoder steps after ':' must be in 1..={MAX_DECODE_STEPS}"),
         },
         None => (base, None),
     };
@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(a64.opts.decoder, DecoderKind::Sde);
         assert_eq!(a64.encoder_key, a.encoder_key);
         assert_eq!(a.opts.steps, None);
-        for bad in ["diffc-a:0", "diffc-f:x", "diffc-f:5000@gauss-spectrum"] {
+        for bad in ["diffc-a:0", "diffc-f:x", "diffc-f:20000@gauss-spectrum"] {
             assert!(make(bad, None).is_err(), "{bad}");
         }
         assert!(make("diffc-x@gauss-spectrum", None).is_err());
