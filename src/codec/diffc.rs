@@ -69,9 +69,9 @@ pub const DECODE_LMAX: f64 = 14.0;
 /// Decoder steps from the latent to the image when `--steps` is not given.
 ///
 /// The probability-flow ODE has converged by 24 (64 steps moved two dev24 crops by
-/// ≤ 0.01 dB). The ancestral SDE has not: its 24-step samples are smoother than p(x | z_t), 0.7 dB above
-/// its 64-step PSNR at 0.05 and 0.1 bpp (`eval/results/diffc-dev24-steps64`), so DiffC-A
-/// takes 64, chosen on validation crops.
+/// ≤ 0.01 dB). The ancestral SDE has not: its 24-step samples are smoother than p(x | z_t),
+/// 0.7 dB above its 64-step PSNR at 0.05 and 0.1 bpp (`eval/results/diffc-dev24-steps64`),
+/// so DiffC-A takes 64, chosen on validation crops.
 pub fn default_decode_steps(decoder: DecoderKind) -> usize {
     match decoder {
         DecoderKind::Ode => 24,
