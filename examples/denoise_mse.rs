@@ -1,7 +1,7 @@
 //! Denoising MSE per log-SNR for several models on a folder of images: where a prior is weak.
 //!
 //! `cargo run --release --example denoise_mse -- DIR N MODEL[,MODEL...]`
-use diffc::denoiser::param::diffuse;
+use diffc::diffusion::diffuse;
 use diffc::rng::{Purpose, Stream};
 use std::path::Path;
 

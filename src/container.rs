@@ -7,7 +7,9 @@
 //! ```
 //! Defaults (schedule, channel settings) are implied by the format version; only
 //! non-default parameters are written. A 256×256 file costs ~13 bytes of container.
-use anyhow::{Result, bail};
+use crate::error::FormatError;
+
+type Result<T> = std::result::Result<T, FormatError>;
 
 pub const MAGIC: [u8; 2] = *b"DF";
 pub const VERSION: u8 = 1;
@@ -22,13 +24,25 @@ pub enum CodecId {
 }
 
 impl CodecId {
-    fn from_u8(v: u8) -> Result<Self> {
+    pub fn from_u8(v: u8) -> Result<Self> {
         Ok(match v {
             0 => CodecId::DiffC,
             1 => CodecId::HfdMse,
             2 => CodecId::Hfd,
-            _ => bail!("unknown codec id {v} in file"),
+            _ => return Err(FormatError::UnknownCodec(v)),
         })
+    }
+
+    /// Fails unless this is `expected` (a decoder checks the file is its own).
+    pub fn expect(self, expected: CodecId) -> Result<()> {
+        if self == expected {
+            Ok(())
+        } else {
+            Err(FormatError::WrongCodec {
+                found: self.name(),
+                expected: expected.name(),
+            })
+        }
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -85,32 +99,48 @@ impl File {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         if bytes.len() < 2 || bytes[..2] != MAGIC {
-            bail!("not a .dfc file (bad magic)");
+            return Err(FormatError::BadMagic);
         }
         if bytes.len() < 12 {
-            bail!("truncated .dfc file ({} bytes)", bytes.len());
+            return Err(FormatError::Truncated("shorter than the smallest header"));
         }
         let (data, crc) = bytes.split_at(bytes.len() - 4);
         let version = data[2] >> 4;
         if version != VERSION {
-            bail!("unsupported .dfc format version {version} (this diffc reads version {VERSION})");
+            return Err(FormatError::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
         }
-        if crc32fast::hash(data) != u32::from_le_bytes(crc.try_into().unwrap()) {
-            bail!("corrupt or truncated .dfc file (checksum mismatch)");
+        let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32fast::hash(data) != crc {
+            return Err(FormatError::Checksum);
         }
         let codec = CodecId::from_u8(data[2] & 0x0f)?;
         let model_fp = u16::from_le_bytes([data[3], data[4]]);
         let flags = data[5];
         if flags >> 3 != 0 {
-            bail!("unknown flags {flags:#x} in .dfc header");
+            return Err(FormatError::corrupt(
+                "flags",
+                format!("unknown bits {flags:#x}"),
+            ));
         }
         let mut cur = Cursor { b: data, pos: 6 };
         let width = cur.varint()? + 1;
         let height = cur.varint()? + 1;
-        if width > MAX_SIDE as u64 || height > MAX_SIDE as u64 {
-            bail!("image size {width}×{height} in header exceeds the limit");
+        if width > MAX_SIDE as u64
+            || height > MAX_SIDE as u64
+            || width * height > crate::image_io::MAX_PIXELS
+        {
+            return Err(FormatError::TooLarge {
+                width,
+                height,
+                limit: format!(
+                    "{MAX_SIDE} px a side, {} pixels",
+                    crate::image_io::MAX_PIXELS
+                ),
+            });
         }
-        crate::image_io::check_size(width as u32, height as u32)?;
         let seed = cur.varint()?;
         let params = if flags & 1 != 0 {
             let n = cur.varint()? as usize;
@@ -166,10 +196,7 @@ impl<'a> Cursor<'a> {
         Cursor { b, pos: 0 }
     }
     pub fn u8(&mut self) -> Result<u8> {
-        let v = *self
-            .b
-            .get(self.pos)
-            .ok_or_else(|| anyhow::anyhow!("truncated .dfc body"))?;
+        let v = *self.b.get(self.pos).ok_or(FormatError::Truncated("body"))?;
         self.pos += 1;
         Ok(v)
     }
@@ -178,18 +205,18 @@ impl<'a> Cursor<'a> {
         for i in 0..10 {
             let b = self.u8()?;
             if i == 9 && b > 1 {
-                bail!("varint overflow in .dfc file");
+                return Err(FormatError::corrupt("varint", "overflow"));
             }
             v |= ((b & 0x7f) as u64) << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(v);
             }
         }
-        bail!("varint overflow in .dfc file")
+        Err(FormatError::corrupt("varint", "overflow"))
     }
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.b.len() - self.pos {
-            bail!("truncated .dfc file");
+            return Err(FormatError::Truncated("field"));
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -252,6 +279,52 @@ mod tests {
                 assert!(File::from_bytes(&c).is_err(), "flip {i}:{bit}");
             }
         }
+    }
+
+    #[test]
+    fn each_failure_has_its_variant() {
+        let b = sample().to_bytes();
+        assert_eq!(File::from_bytes(b"PNG..."), Err(FormatError::BadMagic));
+        assert!(matches!(
+            File::from_bytes(&b[..8]),
+            Err(FormatError::Truncated(_))
+        ));
+        let mut v = b.clone();
+        v[2] = (7 << 4) | (v[2] & 15);
+        assert_eq!(
+            File::from_bytes(&v),
+            Err(FormatError::UnsupportedVersion {
+                found: 7,
+                supported: VERSION
+            })
+        );
+        let mut c = b.clone();
+        c[10] ^= 1;
+        assert_eq!(File::from_bytes(&c), Err(FormatError::Checksum));
+        // with the checksum fixed up: an unknown codec id, a huge image
+        let fix = |mut d: Vec<u8>| {
+            d.truncate(d.len() - 4);
+            let crc = crc32fast::hash(&d);
+            d.extend_from_slice(&crc.to_le_bytes());
+            d
+        };
+        let mut u = b.clone();
+        u[2] = (VERSION << 4) | 9;
+        assert_eq!(File::from_bytes(&fix(u)), Err(FormatError::UnknownCodec(9)));
+        let mut big = sample();
+        big.width = MAX_SIDE;
+        big.height = MAX_SIDE;
+        assert!(matches!(
+            File::from_bytes(&big.to_bytes()),
+            Err(FormatError::TooLarge { .. })
+        ));
+        assert_eq!(
+            CodecId::Hfd.expect(CodecId::DiffC),
+            Err(FormatError::WrongCodec {
+                found: "hfd",
+                expected: "diffc"
+            })
+        );
     }
 
     #[test]

@@ -1,7 +1,19 @@
 //! Entropy coding through `constriction`: a range coder over one payload, with integer
 //! probability tables built only from transmitted integers and portable f64 math (`libm`),
 //! so encoder and decoder build bit-identical tables on any machine.
-use anyhow::{Result, anyhow, bail};
+use crate::error::{Error, FormatError};
+
+/// Encoder-side failures (a value the tables cannot represent) are [`Error`]s; decoding
+/// failures are [`FormatError`]s: a payload that does not decode is a corrupt file.
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn coder_error(e: impl std::fmt::Debug) -> Error {
+    Error::Unsupported(format!("range coder: {e:?}"))
+}
+
+fn corrupt(e: impl std::fmt::Debug) -> FormatError {
+    FormatError::corrupt("payload", format!("{e:?}"))
+}
 use constriction::stream::model::{DefaultContiguousCategoricalEntropyModel, DefaultUniformModel};
 use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
 use constriction::stream::{Decode, Encode};
@@ -181,11 +193,12 @@ impl Writer {
 
     pub fn symbol(&mut self, s: usize, t: &Table) -> Result<()> {
         if s >= t.len {
-            bail!("symbol {s} outside table of {}", t.len);
+            return Err(Error::Unsupported(format!(
+                "symbol {s} outside table of {}",
+                t.len
+            )));
         }
-        self.enc
-            .encode_symbol(s, &t.model)
-            .map_err(|e| anyhow!("range coder: {e:?}"))
+        self.enc.encode_symbol(s, &t.model).map_err(coder_error)
     }
 
     /// `bits` raw bits (uniform), up to 64.
@@ -195,7 +208,7 @@ impl Writer {
             let m = DefaultUniformModel::new(1usize << take);
             self.enc
                 .encode_symbol((v & ((1 << take) - 1)) as usize, &m)
-                .map_err(|e| anyhow!("range coder: {e:?}"))?;
+                .map_err(coder_error)?;
             v >>= take;
             bits -= take;
         }
@@ -204,7 +217,7 @@ impl Writer {
 
     pub fn index(&mut self, n: u64, z: &ZipfIndex) -> Result<()> {
         if n >= z.k() {
-            bail!("index {n} ≥ K = {}", z.k());
+            return Err(Error::Unsupported(format!("index {n} ≥ K = {}", z.k())));
         }
         let v = n + 1;
         let b = 63 - v.leading_zeros();
@@ -220,7 +233,7 @@ impl Writer {
             self.symbol(0, t)?;
             self.raw(zigzag(k), 42)
         } else {
-            bail!("value {k} too large to code")
+            Err(Error::Unsupported(format!("value {k} too large to code")))
         }
     }
 
@@ -246,7 +259,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn new(bytes: &[u8]) -> Result<Self> {
+    pub fn new(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut words: Vec<u32> = bytes
             .chunks(4)
             .map(|c| {
@@ -257,25 +270,20 @@ impl Reader {
             .collect();
         words.extend([0, 0]);
         let dec = DefaultRangeDecoder::from_compressed(words)
-            .map_err(|_| anyhow!("payload too short"))?;
+            .map_err(|_| FormatError::Truncated("payload"))?;
         Ok(Reader { dec })
     }
 
-    pub fn symbol(&mut self, t: &Table) -> Result<usize> {
-        self.dec
-            .decode_symbol(&t.model)
-            .map_err(|e| anyhow!("corrupt payload: {e:?}"))
+    pub fn symbol(&mut self, t: &Table) -> Result<usize, FormatError> {
+        self.dec.decode_symbol(&t.model).map_err(corrupt)
     }
 
-    pub fn raw(&mut self, bits: u32) -> Result<u64> {
+    pub fn raw(&mut self, bits: u32) -> Result<u64, FormatError> {
         let (mut v, mut shift, mut left) = (0u64, 0u32, bits);
         while left > 0 {
             let take = left.min(16);
             let m = DefaultUniformModel::new(1usize << take);
-            let s = self
-                .dec
-                .decode_symbol(&m)
-                .map_err(|e| anyhow!("corrupt payload: {e:?}"))? as u64;
+            let s = self.dec.decode_symbol(&m).map_err(corrupt)? as u64;
             v |= s << shift;
             shift += take;
             left -= take;
@@ -283,7 +291,7 @@ impl Reader {
         Ok(v)
     }
 
-    pub fn signed(&mut self, r: i64, t: &Table) -> Result<i64> {
+    pub fn signed(&mut self, r: i64, t: &Table) -> Result<i64, FormatError> {
         let s = self.symbol(t)?;
         Ok(if s == 0 {
             unzigzag(self.raw(42)?)
@@ -292,7 +300,7 @@ impl Reader {
         })
     }
 
-    pub fn index(&mut self, z: &ZipfIndex) -> Result<u64> {
+    pub fn index(&mut self, z: &ZipfIndex) -> Result<u64, FormatError> {
         let b = self.symbol(&z.buckets)? as u32;
         let off = self.raw(b)?;
         Ok((1u64 << b) + off - 1)

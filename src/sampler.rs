@@ -1,7 +1,7 @@
 //! Reconstruction from a communicated latent: the DDPM SDE (DiffC-A) and the
 //! probability-flow ODE (DiffC-F: DDIM, or DPM-Solver++(2M)), over any Denoiser.
 use crate::denoiser::Denoiser;
-use crate::denoiser::param::alpha_sigma;
+use crate::diffusion::alpha_sigma;
 use crate::image_io::Shape;
 use crate::rng::{Purpose, Stream};
 use crate::schedule::StepCoeffs;

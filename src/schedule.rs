@@ -1,5 +1,5 @@
 //! Noise schedules in f64, parameterised by log-SNR λ(t) for t ∈ [0, 1] (t = 1 noisiest).
-use crate::denoiser::param::sigmoid;
+use crate::diffusion::sigmoid;
 
 /// A map t ↦ λ(t), decreasing in t, clipped to [λ_min, λ_max].
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -8,7 +8,7 @@ pub mod pfr;
 pub mod uq;
 
 use crate::entropy::{Reader, Writer};
-use anyhow::Result;
+use crate::error::{Error, FormatError};
 
 /// What both encoder and decoder know about a step.
 #[derive(Clone, Copy, Debug)]
@@ -40,12 +40,12 @@ impl ChannelKind {
             ChannelKind::Mixed => 2,
         }
     }
-    pub fn from_u8(v: u8) -> Result<Self> {
+    pub fn from_u8(v: u8) -> Result<Self, FormatError> {
         Ok(match v {
             0 => ChannelKind::Pfr,
             1 => ChannelKind::Uq,
             2 => ChannelKind::Mixed,
-            _ => anyhow::bail!("unknown channel kind {v}"),
+            _ => return Err(FormatError::corrupt("channel", format!("unknown kind {v}"))),
         })
     }
 }
@@ -125,10 +125,15 @@ pub fn offsets_and_kl(mu_p: &[f32], mu_q: &[f32], sigma: f64) -> (Vec<f32>, f64)
 /// One channel's encoder and decoder for a whole step.
 pub trait StepChannel {
     /// Codes a sample near N(μ_q, σ²) and returns it (exactly what the decoder will rebuild).
-    fn encode(&self, ctx: &StepCtx, p: &Proposal, mu_q: &[f32], w: &mut Writer)
-    -> Result<Vec<f32>>;
+    fn encode(
+        &self,
+        ctx: &StepCtx,
+        p: &Proposal,
+        mu_q: &[f32],
+        w: &mut Writer,
+    ) -> Result<Vec<f32>, Error>;
     /// Rebuilds the encoder's sample from the payload.
-    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>>;
+    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>, FormatError>;
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@
 //! [`Scorer::Fast`] (rayon over chunks and candidate blocks, no per-candidate allocation).
 use super::{Proposal, StepChannel, StepCtx, offsets_and_kl};
 use crate::entropy::{Reader, Writer, ZipfIndex};
+use crate::error::{Error, FormatError};
 use crate::rng::{Purpose, Stream};
-use anyhow::{Result, bail};
 use rayon::prelude::*;
 
 /// PFR settings shared by encoder and decoder.
@@ -282,7 +282,7 @@ impl StepChannel for Pfr {
         p: &Proposal,
         mu_q: &[f32],
         w: &mut Writer,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<f32>, Error> {
         let (a, b) = coefficients(p, mu_q, ctx.sigma);
         let plan = self.plan(ctx, p);
         let zipf = plan.zipf();
@@ -323,14 +323,17 @@ impl StepChannel for Pfr {
         Ok(z)
     }
 
-    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>> {
+    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>, FormatError> {
         let plan = self.plan(ctx, p);
         let zipf = plan.zipf();
         let mut z = vec![0f32; p.mu.len()];
         for j in 0..plan.chunks() {
             let n = r.index(&zipf)?;
             if n >= zipf.k() {
-                bail!("corrupt payload: candidate index out of range");
+                return Err(FormatError::corrupt(
+                    "payload",
+                    "candidate index out of range",
+                ));
             }
             write_candidate(ctx, &plan, j, n, p, &mut z);
         }

@@ -11,8 +11,8 @@
 //! 1/16-octave grid. Tables come from integers and libm only: bit-identical on any machine.
 use super::{Proposal, StepChannel, StepCtx};
 use crate::entropy::{GaussianTables, Reader, Writer};
+use crate::error::{Error, FormatError};
 use crate::rng::{Purpose, Stream};
-use anyhow::{Result, bail};
 
 const SQRT12: f64 = 3.464_101_615_137_754_6;
 
@@ -63,7 +63,7 @@ impl StepChannel for Uq {
         p: &Proposal,
         mu_q: &[f32],
         w: &mut Writer,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<f32>, Error> {
         let mu_p = p.mu;
         let (d, delta, t, u) = setup(ctx, p);
         let mut z = vec![0f32; d];
@@ -71,7 +71,9 @@ impl StepChannel for Uq {
             let y = (mu_q[i] as f64 - mu_p[i] as f64) / delta;
             let k = (y + u[i] + 0.5).floor();
             if !k.is_finite() || k.abs() > (1u64 << 40) as f64 {
-                bail!("non-finite or huge latent offset at dim {i}");
+                return Err(Error::Unsupported(format!(
+                    "non-finite or huge latent offset at dim {i}"
+                )));
             }
             let k = k as i64;
             w.signed(k, t.r, t.table(u[i]))?;
@@ -80,7 +82,7 @@ impl StepChannel for Uq {
         Ok(z)
     }
 
-    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>> {
+    fn decode(&self, ctx: &StepCtx, p: &Proposal, r: &mut Reader) -> Result<Vec<f32>, FormatError> {
         let mu_p = p.mu;
         let (d, delta, t, u) = setup(ctx, p);
         let mut z = vec![0f32; d];

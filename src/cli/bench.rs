@@ -18,7 +18,10 @@ pub enum Cmd {
     },
 }
 
-pub fn run(c: Cmd) -> Result<()> {
+pub fn run(c: Cmd, device: crate::device::DeviceKind) -> Result<()> {
+    // the RCC bench scores candidates on the CPU threads (no network); a device the build
+    // lacks is still an error rather than silently ignored
+    device.open()?;
     match c {
         Cmd::Rcc {
             json,

@@ -1,13 +1,11 @@
 //! `diffc decode`.
-use crate::codec::diffc::DiffC;
-use crate::codec::hfd::Hfd;
-use crate::codec::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse};
-use crate::codec::{Codec, DecodeOptions, DecoderKind, MAX_DECODE_STEPS};
-use crate::container::{CodecId, File};
+use crate::codec::registry::{self, Options};
+use crate::codec::{Codec, DecoderKind};
+use crate::container::File;
 use crate::device::DeviceKind;
 use crate::image_io::save_png;
 use crate::sampler::OdeSolver;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -44,48 +42,17 @@ pub struct Args {
 pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let bytes = super::read_input(&a.input)?;
     let f = File::from_bytes(&bytes)?;
+    let spec = registry::spec_for_file(f.codec, a.decoder, a.steps, a.model.clone())?;
     let dev = device.open()?;
-    if let Some(s) = a.steps {
-        if !(1..=MAX_DECODE_STEPS).contains(&s) {
-            bail!("--steps must be in 1..={MAX_DECODE_STEPS}");
-        }
-    }
-    let opts = DecodeOptions {
-        decoder: a.decoder,
-        steps: a.steps,
+    let opts = Options {
+        fingerprint: Some(f.model_fp),
+        refiner: a.refiner.clone(),
+        ode_solver: a.solver,
+        start_logsnr: a.start_logsnr,
         progress: !a.quiet,
+        ..Options::default()
     };
-    match f.codec {
-        CodecId::DiffC => {}
-        CodecId::HfdMse => {
-            let c = HfdMse::load(a.model.as_deref().unwrap_or(DEFAULT_MSE_MODEL), &dev)?;
-            return save_png(&c.decode(&bytes, &opts)?, &a.output);
-        }
-        CodecId::Hfd => {
-            let mut c = Hfd::load(a.model.as_deref(), a.refiner.as_deref(), &dev)?;
-            c.ode_solver = a.solver;
-            if let Some(l) = a.start_logsnr {
-                if !l.is_finite() {
-                    bail!("--start-logsnr must be a number");
-                }
-                c.start_logsnr = Some(l);
-            }
-            return save_png(&c.decode(&bytes, &opts)?, &a.output);
-        }
-    }
-    let model = match &a.model {
-        Some(m) => crate::denoiser::load(m, &dev)?,
-        None => match crate::denoiser::find_by_fingerprint(f.model_fp, &dev) {
-            Some(m) => m,
-            None => bail!(
-                "no known model has fingerprint {:04x} (the file's); pass --model",
-                f.model_fp
-            ),
-        },
-    };
-    let mut codec = DiffC::new(model);
-    codec.ode_solver = a.solver;
-    codec.progress = !a.quiet;
-    let img = codec.decode(&bytes, &opts)?;
+    let built = registry::build(&spec, &opts, &dev)?;
+    let img = built.codec.decode(&bytes, &built.decode)?;
     save_png(&img, &a.output)
 }

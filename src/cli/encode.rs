@@ -1,11 +1,9 @@
 //! `diffc encode`.
 use crate::channel::ChannelKind;
-use crate::codec::diffc::{DiffC, DiffcParams};
-use crate::codec::hfd::Hfd;
-use crate::codec::hfd_mse::{HfdMse, Quant};
+use crate::codec::hfd_mse::Quant;
+use crate::codec::registry::{self, AnyCodec, CodecSpec, Options};
 use crate::codec::{Codec, RateTarget};
 use crate::device::DeviceKind;
-use crate::image_io::Image;
 use crate::image_io::{load, write_atomic};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
@@ -23,9 +21,10 @@ pub struct Args {
     /// Stop instead at `step:N` or `logsnr:X` (HFD: `step:N` is the rate code N).
     #[arg(long, conflicts_with = "bpp")]
     pub stop: Option<String>,
-    /// Which codec writes the file.
-    #[arg(long, value_enum, default_value = "diffc")]
-    pub codec: CodecChoice,
+    /// Which codec writes the file: a codec spec (`diffc`, `hfd`, `hfd-mse`,
+    /// `hfd-mse-dither`, optionally `@MODEL`; see `diffc info --codecs`).
+    #[arg(long, default_value = "diffc")]
+    pub codec: String,
     /// Model: DiffC's diffusion model (default photo-unet-s-wiener-bands; see `diffc info --models`),
     /// or HFD's MSE-codec checkpoint (default hfd-mse).
     #[arg(long)]
@@ -34,8 +33,8 @@ pub struct Args {
     #[arg(long)]
     pub refiner: Option<String>,
     /// HFD: quantisation of the latent (rounding or shared-seed dither).
-    #[arg(long, value_enum, default_value = "round")]
-    pub quant: Quant,
+    #[arg(long, value_enum)]
+    pub quant: Option<Quant>,
     /// Seed of all shared randomness (stored in the file).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -58,50 +57,6 @@ pub struct Args {
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
-}
-
-/// The codecs `encode --codec` offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CodecChoice {
-    Diffc,
-    /// HFD: MSE transform codec + conditional diffusion decoder.
-    Hfd,
-    /// HFD's MSE transform codec alone.
-    HfdMse,
-}
-
-fn encode_hfd(a: &Args, img: &Image, target: RateTarget, dev: &candle_core::Device) -> Result<()> {
-    let mut mse = HfdMse::load(
-        a.model
-            .as_deref()
-            .unwrap_or(crate::codec::hfd_mse::DEFAULT_MSE_MODEL),
-        dev,
-    )?;
-    mse.seed = a.seed;
-    mse.quant = a.quant;
-    let bytes = if a.codec == CodecChoice::Hfd {
-        let refiner = crate::denoiser::checkpoint_path(
-            a.refiner
-                .as_deref()
-                .unwrap_or(crate::codec::hfd::DEFAULT_REFINER),
-        )?;
-        let refiner = crate::denoiser::unet::UNetDenoiser::load(&refiner, dev)?;
-        Hfd::new(mse, std::sync::Arc::new(refiner))?.encode(img, target)?
-    } else {
-        mse.encode(img, target)?
-    };
-    write_atomic(&a.output, &bytes)?;
-    if !a.quiet {
-        let px = img.shape.pixels() as f64;
-        eprintln!(
-            "{}×{}: {} bytes = {:.4} bpp",
-            img.shape.w,
-            img.shape.h,
-            bytes.len(),
-            bytes.len() as f64 * 8.0 / px
-        );
-    }
-    Ok(())
 }
 
 pub fn parse_stop(s: &str) -> Result<RateTarget> {
@@ -129,46 +84,47 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         (None, Some(s)) => parse_stop(s)?,
         (None, None) => bail!("give a rate: --bpp B or --stop step:N|logsnr:X"),
     };
+    let mut spec: CodecSpec = a.codec.parse()?;
+    if let Some(m) = &a.model {
+        if spec.model.as_ref().is_some_and(|s| s != m) {
+            bail!("--model {m} contradicts the codec spec `{}`", a.codec);
+        }
+        spec.model = Some(m.clone());
+    }
+    if let Some(q) = a.quant {
+        spec.quant = q;
+    }
     let img = load(&a.input)?;
     let dev = device.open()?;
-    if a.codec != CodecChoice::Diffc {
-        return encode_hfd(&a, &img, target, &dev);
-    }
-    let model = crate::denoiser::load(
-        a.model.as_deref().unwrap_or(crate::denoiser::DEFAULT_MODEL),
-        &dev,
-    )?;
-    let mut codec = DiffC::new(model);
-    let mut p = DiffcParams {
-        channel: a.channel,
-        ..DiffcParams::for_shape(img.shape)
+    let opts = Options {
+        seed: a.seed,
+        refiner: a.refiner.clone(),
+        diagnose_pfr: a.diagnose_pfr,
+        progress: !a.quiet,
+        ..Options::default()
     };
-    if let Some(s) = a.steps {
-        if !(1..=4096).contains(&s) {
-            bail!("--steps must be in 1..=4096");
+    let mut built = registry::build(&spec, &opts, &dev)?;
+    let px = img.shape.pixels() as f64;
+    let AnyCodec::DiffC(codec) = &mut built.codec else {
+        let bytes = built.codec.encode(&img, target)?;
+        write_atomic(&a.output, &bytes)?;
+        if !a.quiet {
+            eprintln!(
+                "{}×{}: {} bytes = {:.4} bpp",
+                img.shape.w,
+                img.shape.h,
+                bytes.len(),
+                bytes.len() as f64 * 8.0 / px
+            );
         }
-        p.steps = s;
-    }
-    if let Some(c) = a.chunk_kl {
-        if !(c > 0.0 && c <= 20.0) {
-            bail!("--chunk-kl must be in (0, 20]");
-        }
-        p.pfr.chunk_kl = c;
-    }
-    if let Some(pad) = a.padding {
-        if pad > 8 {
-            bail!("--padding must be ≤ 8");
-        }
-        p.pfr.padding = pad;
-    }
-    codec.params = p;
+        return Ok(());
+    };
+    let latent = codec.space.latent_shape(img.shape)?;
+    codec.params = registry::diffc_params(latent, a.channel, a.steps, a.chunk_kl, a.padding)?;
     codec.shape_defaults = false;
-    codec.seed = a.seed;
-    codec.progress = !a.quiet;
-    codec.diagnose = a.diagnose_pfr;
     let recs = codec.encode_trace(&img, target, false)?;
     if a.diagnose_pfr {
-        let st = codec.pfr_stats.lock().unwrap();
+        let st = codec.pfr_stats.lock().unwrap_or_else(|e| e.into_inner());
         eprintln!(
             "PFR: {} chunks, {} truncated ({:.2} %)",
             st.chunks,
@@ -180,7 +136,6 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let bytes = &last.file;
     write_atomic(&a.output, bytes)?;
     if !a.quiet {
-        let px = img.shape.pixels() as f64;
         eprintln!(
             "{}×{}: {} bytes = {:.4} bpp, {} steps, z at log-SNR {:.2}",
             img.shape.w,

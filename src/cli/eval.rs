@@ -41,8 +41,8 @@ pub struct RunArgs {
     /// Folder of .png/.jpg images [default: ~/.cache/diffc/dev24/crop256].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Comma-separated codec names: diffc-f, diffc-a, hfd-mse, hfd, hfd-a, jpeg, webp, avif, jxl;
-    /// `diffc-f@MODEL` / `diffc-a@MODEL` pick the denoiser per codec (to compare models in one run).
+    /// Comma-separated codec specs (`diffc-f[:STEPS][@MODEL]`, `diffc-a…`, `hfd`, `hfd-a`,
+    /// `hfd-mse`, `hfd-mse-dither`) and baselines (`jpeg`, `webp`, `avif`, `jxl`).
     #[arg(
         long,
         value_delimiter = ',',
@@ -96,7 +96,7 @@ pub fn default_data() -> PathBuf {
 }
 
 /// Runs `diffc eval` (or `diffc eval merge`).
-pub fn run(args: EvalArgs) -> Result<()> {
+pub fn run(args: EvalArgs, device: crate::device::DeviceKind) -> Result<()> {
     if let Some(EvalCommand::Merge(m)) = args.command {
         eval::merge(&m.out, &m.shards)?;
         eprintln!(
@@ -130,6 +130,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         save_images: a.save_images,
         jobs: a.jobs,
         progress: !a.quiet,
+        device,
     };
     eval::run(&cfg)?;
     eprintln!(

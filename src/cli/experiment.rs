@@ -114,7 +114,10 @@ fn load_photos(dir: &std::path::Path, limit: usize) -> Result<Vec<crate::image_i
         .collect())
 }
 
-pub fn run(c: Cmd) -> Result<()> {
+pub fn run(c: Cmd, device: crate::device::DeviceKind) -> Result<()> {
+    // every experiment runs models (the Gaussian ones on the CPU in f64, the networks on
+    // `device`): an unavailable device is an error before any work
+    let dev = device.open()?;
     match c {
         Cmd::Gaussian {
             out,
@@ -200,7 +203,6 @@ pub fn run(c: Cmd) -> Result<()> {
         } => {
             let dir = data.unwrap_or_else(crate::cli::eval::default_data);
             let imgs = load_photos(&dir, usize::MAX)?;
-            let dev = candle_core::Device::Cpu;
             let mut rows = serde_json::Map::new();
             for m in &models {
                 let model = crate::denoiser::load(m, &dev)?;
@@ -265,7 +267,6 @@ pub fn run(c: Cmd) -> Result<()> {
                     data.display()
                 );
             }
-            let dev = candle_core::Device::Cpu;
             let (b, p) = (
                 crate::denoiser::load(&base, &dev)?,
                 crate::denoiser::load(&prior, &dev)?,

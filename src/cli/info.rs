@@ -1,4 +1,6 @@
 //! `diffc info`.
+use crate::codec::diffc::DiffcHeader;
+use crate::codec::hfd_mse::{HfdHeader, rate_of_code};
 use crate::container::{CodecId, Cursor, File};
 use crate::device::DeviceKind;
 use anyhow::Result;
@@ -14,9 +16,18 @@ pub struct Args {
     /// List the models this build knows instead.
     #[arg(long)]
     pub models: bool,
+    /// List the codec spec names instead.
+    #[arg(long)]
+    pub codecs: bool,
 }
 
 pub fn run(a: Args, device: DeviceKind) -> Result<()> {
+    if a.codecs {
+        for c in crate::codec::registry::BASES {
+            println!("{c}");
+        }
+        return Ok(());
+    }
     if a.models {
         for m in crate::denoiser::known_models() {
             println!("{m}");
@@ -44,34 +55,24 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         "bytes": bytes.len(),
         "bpp": bytes.len() as f64 * 8.0 / (f.width as f64 * f.height as f64),
     });
-    if f.codec == CodecId::DiffC {
-        let mut c = Cursor::new(&f.body);
-        let head = c.varint()?;
-        let fr = crate::codec::diffc::FRACTIONS as u64;
-        let stop = (head / 3 / fr) as usize;
-        let frac = head / 3 % fr;
-        v["channel"] =
-            serde_json::to_value(crate::channel::ChannelKind::from_u8((head % 3) as u8)?)?;
-        v["stop_step"] = (stop as f64 + frac as f64 / fr as f64).into();
-        v["payload_bytes"] = c.rest().len().into();
-    }
-    if matches!(f.codec, CodecId::Hfd | CodecId::HfdMse) {
-        let mut c = Cursor::new(&f.body);
-        let code = c.varint()?;
-        v["rate_code"] = code.into();
-        v["rate"] = (crate::codec::hfd_mse::rate_of_code(code) as f64).into();
-        v["quant"] = match c.u8()? {
-            0 => "round",
-            1 => "dither",
-            _ => "unknown",
+    let mut c = Cursor::new(&f.body);
+    match f.codec {
+        CodecId::DiffC => {
+            let h = DiffcHeader::read(&mut c)?;
+            v["channel"] = serde_json::to_value(h.channel)?;
+            v["stop_step"] = h.stop_steps().into();
         }
-        .into();
-        if f.codec == CodecId::Hfd {
-            v["refiner_fingerprint"] =
-                format!("{:04x}", u16::from_le_bytes([c.u8()?, c.u8()?])).into();
+        CodecId::Hfd | CodecId::HfdMse => {
+            let h = HfdHeader::read(&mut c, f.codec)?;
+            v["rate_code"] = h.rate_code.into();
+            v["rate"] = (rate_of_code(h.rate_code) as f64).into();
+            v["quant"] = serde_json::to_value(h.quant)?;
+            if let Some(fp) = h.refiner_fp {
+                v["refiner_fingerprint"] = format!("{fp:04x}").into();
+            }
         }
-        v["payload_bytes"] = c.rest().len().into();
     }
+    v["payload_bytes"] = c.rest().len().into();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if let serde_json::Value::Object(m) = v {

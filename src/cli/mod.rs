@@ -49,9 +49,9 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => encode::run(a, cli.device),
         Command::Decode(a) => decode::run(a, cli.device),
         Command::Info(a) => info::run(a, cli.device),
-        Command::Eval(a) => eval::run(a),
-        Command::Experiment(c) => experiment::run(c),
-        Command::Bench(c) => bench::run(c),
+        Command::Eval(a) => eval::run(a, cli.device),
+        Command::Experiment(c) => experiment::run(c, cli.device),
+        Command::Bench(c) => bench::run(c, cli.device),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

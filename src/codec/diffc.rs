@@ -2,8 +2,13 @@
 //! denoise (DiffC-A: SDE, DiffC-F: flow ODE). Orchestration only: the maths lives in
 //! `schedule`, `channel`, `sampler` and the `Denoiser`.
 //!
-//! Body of a `.dfc` file: `varint((stop·8 + frac)·3 + channel kind) | range-coded payload`;
-//! the payload holds, per step, the change of its quantised KL code and then the channel's symbols. Non-default settings travel in the container's params.
+//! The trajectory runs in the model's [`Space`] (pixels, or an autoencoder's latents):
+//! encode = to-space → trajectory → container; decode = container → trajectory → from-space.
+//!
+//! Body of a `.dfc` file: [`DiffcHeader`] (`varint((stop·8 + frac)·3 + channel kind)`) then one
+//! range-coded payload holding, per step, the change of its quantised KL code and then the
+//! channel's symbols. Non-default settings travel in the container's params ([`DiffcParams`]).
+use super::space::{Pixels, Space};
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::channel::pfr::{Pfr, PfrParams, PfrStats, Scorer};
 use crate::channel::uq::Uq;
@@ -13,11 +18,11 @@ use crate::channel::{
 use crate::container::{CodecId, Cursor, File, put_varint};
 use crate::denoiser::Denoiser;
 use crate::entropy::{Reader, Writer};
+use crate::error::{Error, FormatError, ParamError, Result};
 use crate::image_io::{Image, Shape};
 use crate::rng::{Purpose, Stream};
 use crate::sampler::{OdeSolver, proposal_sd, reverse_mean, sample_ode, sample_sde};
 use crate::schedule::{Schedule, logsnr_grid};
-use anyhow::{Context, Result, bail};
 use std::sync::Arc;
 
 /// Everything that steers the bitstream (besides the seed and the model).
@@ -60,6 +65,62 @@ pub const LARGE_IMAGE_DIMS: usize = 3 * 256 * 256;
 
 /// The last step may stop at k/FRACTIONS of the way (bisected to fill the --bpp budget).
 pub const FRACTIONS: u32 = 8;
+/// Largest encoder trajectory the format allows.
+pub const MAX_STEPS: usize = 4096;
+/// Largest PFR padding (extra candidate bits per chunk) the format allows.
+pub const MAX_PADDING: u32 = 16;
+/// Largest PFR candidate count per chunk, as log2.
+pub const MAX_LOG2K: u32 = 24;
+
+/// The DiffC body header: where the trajectory stops and which channel carried it.
+/// One `write` and one `read`, used by the codec, `diffc info` and the experiments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiffcHeader {
+    /// Full steps communicated.
+    pub stop: usize,
+    /// Eighths of the next step also communicated (0..FRACTIONS).
+    pub frac: u32,
+    pub channel: ChannelKind,
+}
+
+impl DiffcHeader {
+    pub fn write(&self, out: &mut Vec<u8>) {
+        put_varint(
+            out,
+            ((self.stop as u64 * FRACTIONS as u64) + self.frac as u64) * 3
+                + self.channel.to_u8() as u64,
+        );
+    }
+
+    pub fn read(c: &mut Cursor) -> Result<Self, FormatError> {
+        let head = c.varint()?;
+        let channel = ChannelKind::from_u8((head % 3) as u8)?;
+        let stop = head / 3 / FRACTIONS as u64;
+        if stop > MAX_STEPS as u64 {
+            return Err(FormatError::corrupt(
+                "stopping step",
+                format!("{stop} beyond the format's {MAX_STEPS} steps"),
+            ));
+        }
+        Ok(DiffcHeader {
+            stop: stop as usize,
+            frac: (head / 3 % FRACTIONS as u64) as u32,
+            channel,
+        })
+    }
+
+    /// Bytes the header takes.
+    pub fn len(&self) -> usize {
+        let mut b = Vec::new();
+        self.write(&mut b);
+        b.len()
+    }
+
+    /// The stopping point as a (fractional) step count.
+    pub fn stop_steps(&self) -> f64 {
+        self.stop as f64 + self.frac as f64 / FRACTIONS as f64
+    }
+}
 
 /// Steps with less KL than this (bits) are not sent: both sides sample them from p.
 const FREE_STEP_KL: f64 = 0.01;
@@ -89,50 +150,97 @@ impl DiffcParams {
         p
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::new();
+    /// Checks every parameter against the range the format allows (the CLI and the file
+    /// parser use this one check; the message states the range).
+    pub fn validate(&self) -> Result<(), ParamError> {
+        let (lmin, lmax) = (self.schedule.lmin(), self.schedule.lmax());
+        if !(lmin.is_finite() && lmax.is_finite() && lmin < lmax)
+            || !(-40.0..=40.0).contains(&lmin)
+            || !(-40.0..=40.0).contains(&lmax)
+        {
+            return Err(ParamError::new(
+                "the schedule's log-SNR range",
+                "lmin < lmax within [-40, 40]",
+                format!("[{lmin}, {lmax}]"),
+            ));
+        }
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return Err(ParamError::new("steps", "in 1..=4096", self.steps));
+        }
+        if !(self.pfr.chunk_kl > 0.0 && self.pfr.chunk_kl <= 20.0) {
+            return Err(ParamError::new(
+                "chunk KL",
+                "in (0, 20] bits",
+                self.pfr.chunk_kl,
+            ));
+        }
+        if self.pfr.padding > MAX_PADDING {
+            return Err(ParamError::new(
+                "padding",
+                "in 0..=16 bits",
+                self.pfr.padding,
+            ));
+        }
+        if !(1..=MAX_LOG2K).contains(&self.pfr.max_log2k) {
+            return Err(ParamError::new(
+                "max log2 K",
+                "in 1..=24",
+                self.pfr.max_log2k,
+            ));
+        }
+        if !(self.mixed_threshold.is_finite() && (0.0..=100.0).contains(&self.mixed_threshold)) {
+            return Err(ParamError::new(
+                "mixed threshold",
+                "in [0, 100] bits per dimension",
+                self.mixed_threshold,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The container's params bytes for these parameters.
+    pub fn write(&self, b: &mut Vec<u8>) {
         let (kind, lmin, lmax) = match self.schedule {
             Schedule::LinearLogSnr { lmin, lmax } => (0u8, lmin, lmax),
             Schedule::Cosine { lmin, lmax } => (1u8, lmin, lmax),
         };
         b.push(kind);
-        put_varint(&mut b, zz((lmin * 16.0).round() as i64));
-        put_varint(&mut b, zz((lmax * 16.0).round() as i64));
-        put_varint(&mut b, self.steps as u64);
-        put_varint(&mut b, (self.pfr.chunk_kl * 16.0).round() as u64);
+        put_varint(b, zz((lmin * 16.0).round() as i64));
+        put_varint(b, zz((lmax * 16.0).round() as i64));
+        put_varint(b, self.steps as u64);
+        put_varint(b, (self.pfr.chunk_kl * 16.0).round() as u64);
         b.push(self.pfr.padding as u8);
         b.push(self.pfr.max_log2k as u8);
-        put_varint(&mut b, (self.mixed_threshold * 1e4).round() as u64);
+        put_varint(b, (self.mixed_threshold * 1e4).round() as u64);
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        self.write(&mut b);
         b
     }
 
-    fn from_bytes(bytes: &[u8], channel: ChannelKind) -> Result<Self> {
-        let mut c = Cursor::new(bytes);
+    /// Parses the container's params bytes (the channel comes from the body header).
+    pub fn read(c: &mut Cursor, channel: ChannelKind) -> Result<Self, FormatError> {
         let kind = c.u8()?;
         let lmin = unzz(c.varint()?) as f64 / 16.0;
         let lmax = unzz(c.varint()?) as f64 / 16.0;
         let schedule = match kind {
             0 => Schedule::LinearLogSnr { lmin, lmax },
             1 => Schedule::Cosine { lmin, lmax },
-            _ => bail!("unknown schedule kind {kind}"),
+            _ => {
+                return Err(FormatError::corrupt(
+                    "schedule",
+                    format!("unknown kind {kind}"),
+                ));
+            }
         };
-        let steps = c.varint()? as usize;
+        let steps = usize::try_from(c.varint()?).unwrap_or(usize::MAX);
         let chunk_kl = c.varint()? as f64 / 16.0;
         let padding = c.u8()? as u32;
         let max_log2k = c.u8()? as u32;
         let mixed_threshold = c.varint()? as f64 / 1e4;
-        if !(lmin < lmax) || !(-40.0..=40.0).contains(&lmin) || !(-40.0..=40.0).contains(&lmax) {
-            bail!("invalid schedule in file");
-        }
-        if steps == 0
-            || steps > 4096
-            || chunk_kl <= 0.0
-            || padding > 16
-            || !(1..=24).contains(&max_log2k)
-        {
-            bail!("invalid DiffC parameters in file");
-        }
-        Ok(DiffcParams {
+        let p = DiffcParams {
             schedule,
             steps,
             channel,
@@ -142,7 +250,19 @@ impl DiffcParams {
                 max_log2k,
             },
             mixed_threshold,
-        })
+        };
+        p.validate()
+            .map_err(|e| FormatError::corrupt("DiffC parameters", e))?;
+        Ok(p)
+    }
+
+    fn from_bytes(bytes: &[u8], channel: ChannelKind) -> Result<Self, FormatError> {
+        let mut c = Cursor::new(bytes);
+        let p = Self::read(&mut c, channel)?;
+        if !c.rest().is_empty() {
+            return Err(FormatError::corrupt("DiffC parameters", "trailing bytes"));
+        }
+        Ok(p)
     }
 
     /// Rounds parameters to what the file can carry, so encoder and decoder agree.
@@ -167,6 +287,30 @@ fn zz(v: i64) -> u64 {
 }
 fn unzz(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A checked DiffC file, before any model work.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The image's shape (the container's) and its latent's (the space's).
+    pub image: Shape,
+    pub latent: Shape,
+    pub header: DiffcHeader,
+    pub params: DiffcParams,
+    pub seed: u64,
+    pub payload: Vec<u8>,
+}
+
+/// The communicated latent a decoder rebuilt, bit-identical to the encoder's.
+#[derive(Clone, Debug)]
+pub struct Latent {
+    pub z: Vec<f32>,
+    /// Its log-SNR.
+    pub logsnr: f64,
+    pub image: Shape,
+    pub latent: Shape,
+    pub params: DiffcParams,
+    pub seed: u64,
 }
 
 /// One communicated step, as seen by the encoder (for experiments and tests).
@@ -197,6 +341,8 @@ struct Cut {
 /// The DiffC codec over a denoiser.
 pub struct DiffC {
     pub model: Arc<dyn Denoiser>,
+    /// Where the trajectory runs ([`Pixels`] unless the model is a latent one).
+    pub space: Arc<dyn Space>,
     pub params: DiffcParams,
     /// When `params` are the format defaults, adapt them to each image's size
     /// ([`DiffcParams::for_shape`]); false: use `params` exactly as set (the CLI, which already
@@ -215,9 +361,16 @@ pub struct DiffC {
 }
 
 impl DiffC {
+    /// DiffC in pixel space over `model`.
     pub fn new(model: Arc<dyn Denoiser>) -> Self {
+        Self::with_space(model, Arc::new(Pixels))
+    }
+
+    /// DiffC over `model` in `space` (the space the model denoises in).
+    pub fn with_space(model: Arc<dyn Denoiser>, space: Arc<dyn Space>) -> Self {
         DiffC {
             model,
+            space,
             params: DiffcParams::default(),
             shape_defaults: true,
             seed: 0,
@@ -239,26 +392,28 @@ impl DiffC {
         }
     }
 
-    /// The file for `stop` full steps plus `frac`/FRACTIONS of the next one.
+    /// The file of an image of `shape` (its latent of `latent`) for `stop` full steps plus
+    /// `frac`/FRACTIONS of the next one.
     fn file(
         &self,
         shape: Shape,
+        latent: Shape,
         params: &DiffcParams,
         stop: usize,
         frac: u32,
-        codes: &[u8],
         payload: &[u8],
     ) -> File {
-        let mut body = Vec::with_capacity(payload.len() + codes.len() + 2);
-        let _ = codes;
-        put_varint(
-            &mut body,
-            ((stop as u64 * FRACTIONS as u64) + frac as u64) * 3 + params.channel.to_u8() as u64,
-        );
+        let mut body = Vec::with_capacity(payload.len() + 4);
+        DiffcHeader {
+            stop,
+            frac,
+            channel: params.channel,
+        }
+        .write(&mut body);
         body.extend_from_slice(payload);
         let defaults = DiffcParams {
             channel: params.channel,
-            ..DiffcParams::for_shape(shape)
+            ..DiffcParams::for_shape(latent)
         };
         File {
             codec: CodecId::DiffC,
@@ -309,10 +464,9 @@ impl DiffC {
         trace_z: bool,
     ) -> Result<(Vec<StepRecord>, Vec<Option<Cut>>, f64)> {
         let t0 = std::time::Instant::now();
-        let shape = img.shape;
-        if shape.c != 3 {
-            bail!("DiffC codes 3-channel images");
-        }
+        let image = img.shape;
+        let shape = self.space.latent_shape(image)?;
+        let x = self.space.to_space(img)?;
         let params = if self.shape_defaults
             && self.params
                 == (DiffcParams {
@@ -324,6 +478,7 @@ impl DiffC {
                 ..DiffcParams::for_shape(shape)
             }
         } else {
+            self.params.validate()?;
             self.params.canonical()
         };
         let grid = params.schedule.grid(params.steps);
@@ -332,14 +487,14 @@ impl DiffC {
         Stream::new(self.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
         let mut w = Writer::new();
         let mut codes: Vec<u8> = Vec::new();
-        let empty = self.file(shape, &params, 0, 0, &codes, &[]).to_bytes();
+        let empty = self.file(image, shape, &params, 0, 0, &[]).to_bytes();
         for &b in budgets {
             if empty.len() > b {
-                bail!(
+                return Err(Error::Unsupported(format!(
                     "a {}-byte budget cannot hold even the {}-byte header; raise --bpp",
                     b,
                     empty.len()
-                );
+                )));
             }
         }
         let mut records = vec![StepRecord {
@@ -355,7 +510,7 @@ impl DiffC {
         // Seconds spent bisecting for budgets (each lone encode pays only its own).
         let mut bisecting = 0.0;
         let pfr = self.pfr(&params);
-        let bar = progress_bar(self.progress, params.steps, "encode");
+        let bar = crate::progress::bar(self.progress, params.steps, "encode");
         // One step λ_t → λ_s under step index i, appended to a copy of the writer.
         let code_table = step_code_table();
         let step = |z: &[f32],
@@ -373,7 +528,7 @@ impl DiffC {
             };
             let mu_q: Vec<f32> = z
                 .iter()
-                .zip(&img.data)
+                .zip(&x)
                 .map(|(&z, &x)| (c.a * z as f64 + c.b * x as f64) as f32)
                 .collect();
             let kl = step_kl(&p, &mu_q, c.std());
@@ -410,7 +565,7 @@ impl DiffC {
             let (znew, code, kl, used) = step(&z, i, lt, ls, prev, &mut w2)?;
             codes.push(code);
             let file = self
-                .file(shape, &params, i + 1, 0, &codes, &w2.clone().finish())
+                .file(image, shape, &params, i + 1, 0, &w2.clone().finish())
                 .to_bytes();
             let shared_s = t0.elapsed().as_secs_f64() - bisecting;
             codes.pop();
@@ -429,7 +584,7 @@ impl DiffC {
                     let (zf, code, kl, used) = step(&z, i, lt, lf, prev, &mut w3)?;
                     codes.push(code);
                     let file = self
-                        .file(shape, &params, i, f, &codes, &w3.finish())
+                        .file(image, shape, &params, i, f, &w3.finish())
                         .to_bytes();
                     codes.pop();
                     if file.len() > b {
@@ -483,45 +638,77 @@ impl DiffC {
         Ok((records, cuts, t0.elapsed().as_secs_f64() - bisecting))
     }
 
-    /// Parses and checks a file, rebuilding the communicated latent:
-    /// (z, its log-SNR, shape, params).
-    pub fn decode_latent(&self, bytes: &[u8]) -> Result<(Vec<f32>, f64, Shape, DiffcParams)> {
+    /// Parses and checks a file (container, header, params, model) before any model work.
+    pub fn parse(&self, bytes: &[u8]) -> Result<Parsed> {
         let f = File::from_bytes(bytes)?;
-        if f.codec != CodecId::DiffC {
-            bail!("this is a {} file, not a DiffC file", f.codec.name());
-        }
+        f.codec.expect(CodecId::DiffC)?;
         if f.model_fp != self.model.fingerprint() as u16 {
-            bail!(
-                "wrong model: the file was encoded with model fingerprint {:04x}, but model '{}' has {:04x}",
-                f.model_fp,
-                self.model.name(),
-                self.model.fingerprint() as u16
-            );
+            return Err(FormatError::WrongModel {
+                what: "model",
+                file_fp: f.model_fp as u64,
+                name: self.model.name().to_string(),
+                model_fp: self.model.fingerprint() as u16 as u64,
+            }
+            .into());
         }
         if f.channels != 3 {
-            bail!("DiffC files hold 3 channels, header says {}", f.channels);
+            return Err(FormatError::corrupt(
+                "channels",
+                format!("DiffC files hold 3, header says {}", f.channels),
+            )
+            .into());
         }
-        let shape = Shape::new(3, f.height as usize, f.width as usize);
+        let image = Shape::new(3, f.height as usize, f.width as usize);
+        let latent = self.space.latent_shape(image)?;
         let mut cur = Cursor::new(&f.body);
-        let head = cur.varint()?;
-        let channel = ChannelKind::from_u8((head % 3) as u8)?;
-        let stop = (head / 3 / FRACTIONS as u64) as usize;
-        let frac = (head / 3 % FRACTIONS as u64) as u32;
+        let header = DiffcHeader::read(&mut cur)?;
         let params = match &f.params {
-            Some(p) => DiffcParams::from_bytes(p, channel)?,
+            Some(p) => DiffcParams::from_bytes(p, header.channel)?,
             None => DiffcParams {
-                channel,
-                ..DiffcParams::for_shape(shape)
+                channel: header.channel,
+                ..DiffcParams::for_shape(latent)
             },
         };
-        if stop > params.steps || (stop == params.steps && frac > 0) {
-            bail!(
-                "corrupt file: stopping step {stop} beyond the {}-step schedule",
-                params.steps
-            );
+        if header.stop > params.steps || (header.stop == params.steps && header.frac > 0) {
+            return Err(FormatError::corrupt(
+                "stopping step",
+                format!(
+                    "{} beyond the {}-step schedule",
+                    header.stop_steps(),
+                    params.steps
+                ),
+            )
+            .into());
         }
+        let payload_start = cur.pos;
+        Ok(Parsed {
+            image,
+            latent,
+            header,
+            params,
+            seed: f.seed,
+            payload: f.body[payload_start..].to_vec(),
+        })
+    }
+
+    /// Parses and checks a file, rebuilding the communicated latent.
+    pub fn decode_latent(&self, bytes: &[u8]) -> Result<Latent> {
+        let parsed = self.parse(bytes)?;
+        let Parsed {
+            image,
+            latent: shape,
+            header:
+                DiffcHeader {
+                    stop,
+                    frac,
+                    channel: _,
+                },
+            params,
+            seed,
+            payload,
+        } = parsed;
         let n_steps = stop + (frac > 0) as usize;
-        let mut r = Reader::new(cur.rest())?;
+        let mut r = Reader::new(&payload)?;
         let code_table = step_code_table();
         let mut grid = params.schedule.grid(params.steps);
         grid.truncate(stop + 1);
@@ -531,18 +718,18 @@ impl DiffC {
         }
         let d = shape.len();
         let mut z = vec![0f32; d];
-        Stream::new(f.seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
+        Stream::new(seed, Purpose::InitLatent, 0, 0, 0).fill_normal(&mut z);
         let me = DiffC {
-            seed: f.seed,
+            seed,
             ..self.shallow()
         };
         let pfr = me.pfr(&params);
-        let bar = progress_bar(self.progress, n_steps, "latent");
+        let bar = crate::progress::bar(self.progress, n_steps, "latent");
         let mut code = 0u8;
         for i in 0..n_steps {
             let delta = r.symbol(&code_table)? as i32 - 255;
             code = u8::try_from(code as i32 + delta)
-                .map_err(|_| anyhow::anyhow!("corrupt payload: bad step KL code"))?;
+                .map_err(|_| FormatError::corrupt("payload", "bad step KL code"))?;
             let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
             let sd = proposal_sd(&*self.model, &z, shape, grid[i], &c)?;
             let p = Proposal {
@@ -550,7 +737,7 @@ impl DiffC {
                 sd: sd.as_deref(),
             };
             let ctx = StepCtx {
-                seed: f.seed,
+                seed,
                 step: i as u32,
                 sigma: c.std(),
                 kl_bits: code_to_kl(code),
@@ -566,12 +753,20 @@ impl DiffC {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        Ok((z, *grid.last().unwrap(), shape, params))
+        Ok(Latent {
+            logsnr: grid[grid.len() - 1],
+            z,
+            image,
+            latent: shape,
+            params,
+            seed,
+        })
     }
 
     fn shallow(&self) -> DiffC {
         DiffC {
             model: self.model.clone(),
+            space: self.space.clone(),
             params: self.params.clone(),
             shape_defaults: self.shape_defaults,
             seed: self.seed,
@@ -599,10 +794,10 @@ impl DiffC {
             .max(1);
         let lmax = self.decode_lmax.max(l);
         if l >= lmax - 1e-9 {
-            return self.model.predict_x(z, shape, l);
+            return Ok(self.model.predict_x(z, shape, l)?);
         }
         let grid = logsnr_grid(l, lmax, steps);
-        let bar = progress_bar(
+        let bar = crate::progress::bar(
             opts.progress,
             steps,
             match opts.decoder {
@@ -627,7 +822,7 @@ impl DiffC {
 /// The byte budget of a `--bpp` target for an image of `shape`.
 fn bpp_budget_bytes(bpp: f64, shape: Shape) -> Result<usize> {
     if !(bpp > 0.0 && bpp.is_finite()) {
-        bail!("--bpp must be positive, got {bpp}");
+        return Err(ParamError::new("--bpp", "a positive number", bpp).into());
     }
     Ok((bpp * shape.pixels() as f64 / 8.0)
         .floor()
@@ -651,33 +846,17 @@ fn free_step(ctx: &StepCtx, p: &Proposal) -> Vec<f32> {
         .collect()
 }
 
-/// A progress bar on stderr, or a hidden one.
-pub fn progress_bar(show: bool, len: usize, msg: &'static str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::with_draw_target(
-        Some(len as u64),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>14} [{bar:30}] {pos}/{len} {elapsed_precise}",
-        )
-        .unwrap()
-        .progress_chars("=> "),
-    );
-    pb.set_message(msg);
-    pb
-}
-
 impl Codec for DiffC {
     fn name(&self) -> &str {
         "diffc"
     }
     fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>> {
         let recs = self.encode_trace(img, target, false)?;
-        Ok(recs.into_iter().last().context("no steps")?.file)
+        Ok(recs
+            .into_iter()
+            .last()
+            .expect("at least the empty record")
+            .file)
     }
     /// Encodes `img` once for several `--bpp` targets: one file per target, each identical to
     /// what [`Codec::encode`] writes for that target alone, with the seconds that a lone encode
@@ -691,7 +870,7 @@ impl Codec for DiffC {
             .collect::<Result<Vec<_>>>()?;
         let (records, cuts, seconds) =
             self.trajectory(img, RateTarget::Bpp(f64::INFINITY), &budgets, false)?;
-        let last = &records.last().context("no steps")?.file;
+        let last = &records.last().expect("at least the empty record").file;
         Ok(cuts
             .into_iter()
             .map(|c| match c {
@@ -703,17 +882,12 @@ impl Codec for DiffC {
             .collect())
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
-        let (z, l, shape, _) = self.decode_latent(bytes)?;
-        let seed = File::from_bytes(bytes)?.seed;
+        let lat = self.decode_latent(bytes)?;
         let me = DiffC {
             progress: opts.progress,
             ..self.shallow()
         };
-        let x = me.reconstruct(&z, l, shape, opts, seed)?;
-        let mut img = Image { shape, data: x };
-        for v in &mut img.data {
-            *v = v.clamp(-1.0, 1.0);
-        }
-        Ok(img)
+        let x = me.reconstruct(&lat.z, lat.logsnr, lat.latent, opts, lat.seed)?;
+        self.space.from_space(x, lat.latent, lat.image)
     }
 }

@@ -12,17 +12,16 @@
 //! as large as the detail the MSE codec lost. `--start-logsnr` overrides it.
 use super::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse, rate_of_code};
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
-use crate::codec::diffc::progress_bar;
 use crate::container::CodecId;
 use crate::denoiser::Denoiser;
-use crate::denoiser::param::diffuse;
 use crate::denoiser::tiled::{OVERLAP, TILE, crop, predict_tiled};
 use crate::denoiser::unet::UNetDenoiser;
+use crate::diffusion::diffuse;
+use crate::error::{Error, FormatError, Result};
 use crate::image_io::{Image, Shape};
 use crate::rng::{Purpose, Stream};
 use crate::sampler::{OdeSolver, sample_ode, sample_sde};
 use crate::schedule::logsnr_grid;
-use anyhow::{Context, Result, bail};
 use candle_core::Device;
 use std::sync::Arc;
 
@@ -40,7 +39,7 @@ impl Denoiser for Refiner<'_> {
     fn fingerprint(&self) -> u32 {
         self.base.fingerprint()
     }
-    fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
+    fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> anyhow::Result<Vec<f32>> {
         predict_tiled(z, shape, TILE, OVERLAP, |zt, ts, y0, x0| {
             if ts == self.shape {
                 return self.base.predict_x_cond(zt, self.cond, ts, logsnr);
@@ -94,10 +93,10 @@ pub struct Hfd {
 impl Hfd {
     pub fn new(mse: HfdMse, refiner: Arc<UNetDenoiser>) -> Result<Self> {
         if refiner.net().config().cond_channels != 3 {
-            bail!(
+            return Err(Error::Unsupported(format!(
                 "model '{}' is not a conditional refiner (it takes no X̂_MSE)",
                 refiner.name()
-            );
+            )));
         }
         Ok(Hfd {
             mse,
@@ -110,8 +109,8 @@ impl Hfd {
     /// Loads the MSE codec and the refiner by name (defaults when `None`).
     pub fn load(mse: Option<&str>, refiner: Option<&str>, device: &Device) -> Result<Self> {
         let mse = HfdMse::load(mse.unwrap_or(DEFAULT_MSE_MODEL), device)?;
-        let path = crate::denoiser::checkpoint_path(refiner.unwrap_or(DEFAULT_REFINER))?;
-        Hfd::new(mse, Arc::new(UNetDenoiser::load(&path, device)?))
+        let ck = crate::denoiser::checkpoint(refiner.unwrap_or(DEFAULT_REFINER))?;
+        Hfd::new(mse, Arc::new(UNetDenoiser::from_checkpoint(&ck, device)?))
     }
 
     fn refiner_fp(&self) -> u16 {
@@ -141,7 +140,7 @@ impl Hfd {
             cond: &xmse.data,
             shape: xmse.shape,
         };
-        let bar = progress_bar(opts.progress, steps, "refine");
+        let bar = crate::progress::bar(opts.progress, steps, "refine");
         let mut tick = || bar.inc(1);
         let x = match opts.decoder {
             DecoderKind::Sde => sample_sde(&model, &z, xmse.shape, &grid, seed, &mut tick)?,
@@ -167,18 +166,22 @@ impl Codec for Hfd {
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         let p = self.mse.parse(bytes, CodecId::Hfd)?;
-        if p.refiner_fp != Some(self.refiner_fp()) {
-            bail!(
-                "wrong model: the file names refiner fingerprint {:04x}, but the loaded refiner has {:04x}",
-                p.refiner_fp.unwrap_or(0),
-                self.refiner_fp()
-            );
+        if p.header.refiner_fp != Some(self.refiner_fp()) {
+            return Err(FormatError::WrongModel {
+                what: "refiner",
+                file_fp: p.header.refiner_fp.unwrap_or(0) as u64,
+                name: self.refiner.name().to_string(),
+                model_fp: self.refiner_fp() as u64,
+            }
+            .into());
         }
-        let xmse = self
-            .mse
-            .reconstruct(&p)
-            .context("decoding the MSE reconstruction")?;
-        self.refine(&xmse, rate_of_code(p.rate_code) as f64, p.file.seed, opts)
+        let xmse = self.mse.reconstruct(&p)?;
+        self.refine(
+            &xmse,
+            rate_of_code(p.header.rate_code) as f64,
+            p.file.seed,
+            opts,
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! `hfd-mse`: HFD's MSE transform codec (mean-scale hyperprior, [`crate::nn::hyperprior`]).
 //!
-//! Bitstream body: `varint(rate code) | quant byte | [refiner fingerprint u16 LE, HFD only]
-//! | range-coded payload` with the payload holding ẑ (channel-major) then the symbols of y.
+//! Bitstream body: [`HfdHeader`] (`varint(rate code) | quant byte | [refiner fingerprint u16 LE,
+//! HFD only]`) then the range-coded payload, which holds holding ẑ (channel-major) then the symbols of y.
 //! The rate code c sets the continuous gain-unit rate r = c / [`RATE_STEPS`] + [`RATE_MIN`],
 //! so one model serves any bpp; `--bpp` bisects c for the largest file within budget.
 //! Rates in [`RATE_MIN`], 0) extrapolate the gains below the lowest trained rate.
@@ -17,10 +17,10 @@
 use crate::codec::{Codec, DecodeOptions, RateTarget};
 use crate::container::{CodecId, Cursor, File, put_varint};
 use crate::entropy::{GaussianTables, Reader, Writer};
+use crate::error::{Error, FormatError, ParamError, Result};
 use crate::image_io::{Image, Shape};
 use crate::nn::hyperprior::{Config, Hyperprior, scale_channels};
 use crate::rng::{Purpose, Stream};
-use anyhow::{Context, Result, bail};
 use candle_core::{Device, Tensor};
 use std::sync::OnceLock;
 
@@ -37,7 +37,8 @@ pub fn rate_of_code(code: u64) -> f32 {
 pub const DEFAULT_MSE_MODEL: &str = "hfd-mse";
 
 /// How y is quantised at test time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Quant {
     /// k = round(y − μ).
     #[default]
@@ -107,13 +108,55 @@ pub struct HfdMse {
     pub floor_at_lowest: bool,
 }
 
+/// The body header of `hfd-mse` and `hfd` files: one `write` and one `read`, used by the
+/// codecs and `diffc info` alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HfdHeader {
+    pub rate_code: u64,
+    pub quant: Quant,
+    /// The refiner's 16-bit fingerprint (`hfd` files only).
+    pub refiner_fp: Option<u16>,
+}
+
+impl HfdHeader {
+    pub fn write(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.rate_code);
+        out.push(self.quant as u8);
+        if let Some(fp) = self.refiner_fp {
+            out.extend_from_slice(&fp.to_le_bytes());
+        }
+    }
+
+    /// Reads the header of a body written by codec `codec` (`hfd` files carry the refiner).
+    pub fn read(c: &mut Cursor, codec: CodecId) -> Result<Self, FormatError> {
+        let rate_code = c.varint()?;
+        let quant = match c.u8()? {
+            0 => Quant::Round,
+            1 => Quant::Dither,
+            q => {
+                return Err(FormatError::corrupt(
+                    "quantiser",
+                    format!("unknown kind {q}"),
+                ));
+            }
+        };
+        let refiner_fp = if codec == CodecId::Hfd {
+            Some(u16::from_le_bytes([c.u8()?, c.u8()?]))
+        } else {
+            None
+        };
+        Ok(HfdHeader {
+            rate_code,
+            quant,
+            refiner_fp,
+        })
+    }
+}
+
 /// What the decoder rebuilds from a file before synthesis.
 pub struct Parsed {
     pub file: File,
-    pub rate_code: u64,
-    pub quant: Quant,
-    /// Refiner fingerprint (HFD files only).
-    pub refiner_fp: Option<u16>,
+    pub header: HfdHeader,
     pub payload_start: usize,
 }
 
@@ -129,14 +172,15 @@ impl HfdMse {
 
     /// Loads a checkpoint by name (looked up like diffusion models) or `.safetensors` path.
     pub fn load(name: &str, device: &Device) -> Result<Self> {
-        let path = crate::denoiser::checkpoint_path(name)?;
-        let (net, bytes) = Hyperprior::load(&path, device)?;
+        let ck = crate::denoiser::checkpoint(name)?;
+        let net = Hyperprior::from_bytes(&ck.bytes, &ck.origin(), device)?;
+        let bytes = &ck.bytes;
         Ok(HfdMse {
             scales: ScaleTable::new(net.config().scale_min),
             net,
             device: device.clone(),
             name: name.to_string(),
-            fingerprint: crc32fast::hash(&bytes),
+            fingerprint: crc32fast::hash(bytes),
             seed: 0,
             quant: Quant::default(),
             floor_at_lowest: false,
@@ -164,7 +208,9 @@ impl HfdMse {
     pub fn analyse(&self, img: &Image) -> Result<Tensor> {
         let Shape { c, h, w } = img.shape;
         if c != 3 {
-            bail!("hfd codecs need 3-channel images, got {c}");
+            return Err(Error::Unsupported(format!(
+                "hfd codecs need 3-channel images, got {c}"
+            )));
         }
         let m = Config::MULTIPLE;
         let (hp, wp) = (h.div_ceil(m) * m, w.div_ceil(m) * m);
@@ -231,7 +277,9 @@ impl HfdMse {
         for i in 0..yv.len() {
             let k = (yv[i] as f64 - mu[i] as f64 + u[i] + 0.5).floor();
             if !k.is_finite() {
-                bail!("non-finite latent (is the image valid?)");
+                return Err(Error::Unsupported(
+                    "non-finite latent (is the image valid?)".into(),
+                ));
             }
             let t = self.scales.tables(lv[i], self.quant);
             w.signed(k as i64, t.r, t.table(u[i]))?;
@@ -250,11 +298,12 @@ impl HfdMse {
         payload: &[u8],
     ) -> File {
         let mut body = Vec::with_capacity(payload.len() + 6);
-        put_varint(&mut body, code);
-        body.push(self.quant as u8);
-        if let Some(fp) = refiner_fp {
-            body.extend_from_slice(&fp.to_le_bytes());
+        HfdHeader {
+            rate_code: code,
+            quant: self.quant,
+            refiner_fp,
         }
+        .write(&mut body);
         body.extend_from_slice(payload);
         File {
             codec,
@@ -288,17 +337,22 @@ impl HfdMse {
         match target {
             RateTarget::Step(c) => {
                 if c as u64 > max {
-                    bail!("rate code {c} is above this model's maximum {max}");
+                    return Err(ParamError::new(
+                        "the rate code",
+                        "at most the model's maximum",
+                        format!("{c} (maximum {max})"),
+                    )
+                    .into());
                 }
                 make(c as u64)
             }
-            RateTarget::LogSnr(_) => bail!(
+            RateTarget::LogSnr(_) => Err(Error::Unsupported(format!(
                 "{} takes --bpp (or a rate code), not a log-SNR",
                 codec.name()
-            ),
+            ))),
             RateTarget::Bpp(b) => {
                 if !(b.is_finite() && b > 0.0) {
-                    bail!("--bpp must be a positive number");
+                    return Err(ParamError::new("--bpp", "a positive number", b).into());
                 }
                 let budget = (b * img.shape.pixels() as f64 / 8.0).floor() as usize;
                 let lowest = make(0)?;
@@ -306,10 +360,10 @@ impl HfdMse {
                     return Ok(lowest);
                 }
                 if lowest.len() > budget {
-                    bail!(
+                    return Err(Error::Unsupported(format!(
                         "{b} bpp is below this model's lowest rate ({:.4} bpp for this image)",
                         lowest.len() as f64 * 8.0 / img.shape.pixels() as f64
-                    );
+                    )));
                 }
                 // Largest code that fits (file size grows with the code).
                 let (mut lo, mut hi, mut best) = (0u64, max, lowest);
@@ -331,48 +385,36 @@ impl HfdMse {
     /// Parses and checks a file's header and body prefix.
     pub fn parse(&self, bytes: &[u8], expect: CodecId) -> Result<Parsed> {
         let file = File::from_bytes(bytes)?;
-        if file.codec != expect {
-            bail!(
-                "this is a {} file, not a {} file",
-                file.codec.name(),
-                expect.name()
-            );
-        }
+        file.codec.expect(expect)?;
         if file.model_fp != self.fingerprint as u16 {
-            bail!(
-                "wrong model: the file was encoded with MSE-codec fingerprint {:04x}, but '{}' has {:04x}",
-                file.model_fp,
-                self.name,
-                self.fingerprint as u16
-            );
+            return Err(FormatError::WrongModel {
+                what: "MSE-codec",
+                file_fp: file.model_fp as u64,
+                name: self.name.clone(),
+                model_fp: self.fingerprint as u16 as u64,
+            }
+            .into());
         }
         if file.channels != 3 {
-            bail!(
-                "hfd files hold 3-channel images, this one says {}",
-                file.channels
-            );
+            return Err(FormatError::corrupt(
+                "channels",
+                format!("hfd files hold 3, header says {}", file.channels),
+            )
+            .into());
         }
         let mut c = Cursor::new(&file.body);
-        let rate_code = c.varint()?;
-        if rate_code > self.max_rate_code() {
-            bail!("corrupt file: rate code {rate_code} above the model's maximum");
+        let header = HfdHeader::read(&mut c, expect)?;
+        if header.rate_code > self.max_rate_code() {
+            return Err(FormatError::corrupt(
+                "rate code",
+                format!("{} above the model's maximum", header.rate_code),
+            )
+            .into());
         }
-        let quant = match c.u8()? {
-            0 => Quant::Round,
-            1 => Quant::Dither,
-            q => bail!("corrupt file: unknown quantiser {q}"),
-        };
-        let refiner_fp = if expect == CodecId::Hfd {
-            Some(u16::from_le_bytes([c.u8()?, c.u8()?]))
-        } else {
-            None
-        };
         let payload_start = c.pos;
         Ok(Parsed {
             file,
-            rate_code,
-            quant,
-            refiner_fp,
+            header,
             payload_start,
         })
     }
@@ -394,13 +436,13 @@ impl HfdMse {
         let zq = Tensor::from_vec(zq, (1, cfg.nz, zh, zw), &self.device)?;
         let (mu, lv) = self.y_model(&zq)?;
         let n = mu.len();
-        let u = match p.quant {
+        let u = match p.header.quant {
             Quant::Round => vec![0.0; n],
             Quant::Dither => self.dither(p.file.seed, n),
         };
         let mut yq = vec![0f32; n];
         for i in 0..n {
-            let t = self.scales.tables(lv[i], p.quant);
+            let t = self.scales.tables(lv[i], p.header.quant);
             let k = checked(r.signed(t.r, t.table(u[i]))?)?;
             yq[i] = dequantize(mu[i], k, u[i]);
         }
@@ -415,7 +457,7 @@ impl HfdMse {
         let (hp, wp) = (h.div_ceil(m) * m, w.div_ceil(m) * m);
         let cfg = self.config();
         let (yh, yw) = (hp / 16, wp / 16);
-        let (_, gi) = self.net.gains(rate_of_code(p.rate_code));
+        let (_, gi) = self.net.gains(rate_of_code(p.header.rate_code));
         let yq = Tensor::from_vec(yq, (1, cfg.m, yh, yw), &self.device)?;
         let x = self.net.synthesis(&scale_channels(&yq, &gi)?)?;
         let x = x.flatten_all()?.to_vec1::<f32>()?;
@@ -439,9 +481,12 @@ fn dequantize(mu: f32, k: i64, u: f64) -> f32 {
 }
 
 /// Symbols beyond what the encoder can produce are corruption (keeps floats finite).
-fn checked(k: i64) -> Result<i64> {
+fn checked(k: i64) -> Result<i64, FormatError> {
     if k.abs() > 1 << 24 {
-        bail!("corrupt payload: latent value {k} out of range");
+        return Err(FormatError::corrupt(
+            "payload",
+            format!("latent value {k} out of range"),
+        ));
     }
     Ok(k)
 }
@@ -456,7 +501,6 @@ impl Codec for HfdMse {
     fn decode(&self, bytes: &[u8], _opts: &DecodeOptions) -> Result<Image> {
         let p = self.parse(bytes, CodecId::HfdMse)?;
         self.reconstruct(&p)
-            .context("decoding the MSE reconstruction")
     }
 }
 

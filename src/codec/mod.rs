@@ -1,10 +1,13 @@
 //! Codecs share one encode/decode surface; they orchestrate and hold no maths of their own.
+//! [`registry`] is the one place that turns a codec spec or a file's codec id into a codec.
 pub mod diffc;
 pub mod hfd;
 pub mod hfd_mse;
+pub mod registry;
+pub mod space;
 
+use crate::error::Result;
 use crate::image_io::Image;
-use anyhow::Result;
 
 /// How the encoder decides where to stop.
 #[derive(Clone, Copy, Debug, PartialEq)]

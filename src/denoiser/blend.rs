@@ -220,7 +220,7 @@ pub fn fit(
         bands: bands.to_vec(),
         weight: vec![vec![0.0; nb]],
     };
-    let bar = crate::codec::diffc::progress_bar(progress, knots.len(), "fit blend");
+    let bar = crate::progress::bar(progress, knots.len(), "fit blend");
     let mut weights = Vec::new();
     let mut mses = Vec::new();
     for (k, &l) in knots.iter().enumerate() {
@@ -230,7 +230,7 @@ pub fn fit(
         for (i, img) in xs.iter().enumerate() {
             let mut e = vec![0f32; img.data.len()];
             Stream::new(i as u64, Purpose::Experiment, k as u32, 0, 0).fill_normal(&mut e);
-            let z = super::param::diffuse(&img.data, &e, l);
+            let z = crate::diffusion::diffuse(&img.data, &e, l);
             let (xb, xp) = (
                 base.predict_x(&z, img.shape, l)?,
                 prior.predict_x(&z, img.shape, l)?,

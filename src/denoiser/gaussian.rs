@@ -71,7 +71,7 @@ impl Denoiser for DiagonalGaussian {
     fn predict_x(&self, z: &[f32], shape: Shape, logsnr: f64) -> Result<Vec<f32>> {
         self.check(z.len(), shape)?;
         let d = self.mean.len();
-        let (a, s) = super::param::alpha_sigma(logsnr);
+        let (a, s) = crate::diffusion::alpha_sigma(logsnr);
         Ok(z.iter()
             .enumerate()
             .map(|(i, &z)| {
@@ -86,7 +86,7 @@ impl Denoiser for DiagonalGaussian {
             return None;
         }
         Some(self.check(z.len(), shape).map(|_| {
-            let (a, s) = super::param::alpha_sigma(logsnr);
+            let (a, s) = crate::diffusion::alpha_sigma(logsnr);
             let d = self.var.len();
             (0..z.len())
                 .map(|i| {
@@ -187,7 +187,7 @@ impl Denoiser for SpectrumGaussian {
             bail!("gauss-spectrum models 3-channel images, got {shape:?}");
         }
         let p = &self.params;
-        let (a, s) = super::param::alpha_sigma(logsnr);
+        let (a, s) = crate::diffusion::alpha_sigma(logsnr);
         let n = h * w;
         // decorrelated channels of z − α m
         let mut planes = vec![vec![0.0f64; n]; 3];

@@ -7,7 +7,6 @@
 //! too, but denoises only through a [`CondDenoiser`], which binds one condition image
 //! (c = 2·X̂_MSE − 1) to it and is then an ordinary [`Denoiser`] for images of that size.
 use super::Denoiser;
-use super::param::alpha_sigma;
 use crate::image_io::Shape;
 use crate::nn::unet::UNet;
 use anyhow::{Result, bail};
@@ -37,6 +36,16 @@ impl UNetDenoiser {
             device: device.clone(),
             name,
             fingerprint: crc32fast::hash(&bytes),
+        })
+    }
+
+    /// Loads a checkpoint found by [`crate::checkpoints::find`].
+    pub fn from_checkpoint(ck: &crate::checkpoints::Checkpoint, device: &Device) -> Result<Self> {
+        Ok(UNetDenoiser {
+            net: UNet::from_bytes(&ck.bytes, &ck.origin(), device)?,
+            device: device.clone(),
+            name: ck.name.clone(),
+            fingerprint: crc32fast::hash(&ck.bytes),
         })
     }
 
@@ -187,11 +196,11 @@ fn reflect_pad(z: &[f32], c: usize, h: usize, w: usize, hp: usize, wp: usize) ->
 
 /// x̂ = clamp(α z − σ v̂, −1, 1) in f64, as the trainer's fixture computes it.
 fn x_from_v(z: &[f32], v: &[f32], logsnr: f64) -> Vec<f32> {
-    let (a, s) = alpha_sigma(logsnr);
-    z.iter()
-        .zip(v)
-        .map(|(&z, &v)| ((a * z as f64 - s * v as f64) as f32).clamp(-1.0, 1.0))
-        .collect()
+    let mut x = crate::diffusion::x_from_v(z, v, logsnr);
+    for x in &mut x {
+        *x = x.clamp(-1.0, 1.0);
+    }
+    x
 }
 
 impl Denoiser for UNetDenoiser {

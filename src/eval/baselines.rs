@@ -279,11 +279,17 @@ impl Codec for Baseline {
         }
     }
 
-    fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>> {
+    fn encode(&self, img: &Image, target: RateTarget) -> crate::error::Result<Vec<u8>> {
         Ok(self.search(img, target)?.bytes)
     }
 
-    fn decode(&self, bytes: &[u8], _opts: &DecodeOptions) -> Result<Image> {
+    fn decode(&self, bytes: &[u8], _opts: &DecodeOptions) -> crate::error::Result<Image> {
+        Ok(self.decode_any(bytes)?)
+    }
+}
+
+impl Baseline {
+    fn decode_any(&self, bytes: &[u8]) -> Result<Image> {
         match self {
             Baseline::Jpeg => image_io::decode_bytes(bytes),
             Baseline::Webp => external_decode(bytes, "webp", |i, o| {

@@ -65,6 +65,8 @@ pub struct EvalConfig {
     pub save_images: bool,
     pub jobs: Option<usize>,
     pub progress: bool,
+    /// Where the networks (codecs and the feature network) run.
+    pub device: crate::device::DeviceKind,
 }
 
 /// Settings stored in `run.json`.
@@ -251,6 +253,7 @@ fn sort_rows(rows: &mut [Row]) {
 fn make_extractor(
     kind: FeatureKind,
     weights: Option<&Path>,
+    device: &candle_core::Device,
 ) -> Result<Option<Box<dyn FeatureExtractor>>> {
     Ok(match kind {
         FeatureKind::None => None,
@@ -259,7 +262,7 @@ fn make_extractor(
             let path = weights
                 .map(PathBuf::from)
                 .unwrap_or_else(metrics::inception::default_weights_path);
-            let net = Inception::load(&path, &candle_core::Device::Cpu)?;
+            let net = Inception::load(&path, device)?;
             Some(Box::new(InceptionFeatures { net, batch: 4 }))
         }
     })
@@ -290,6 +293,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
         "targets must be positive bpp values"
     );
     ensure!(cfg.patch >= 8, "--patch must be at least 8");
+    let device = cfg.device.open()?;
     let mut images = list_images(&cfg.data)?;
     if images.is_empty() {
         bail!("no .png/.jpg images in {}", cfg.data.display());
@@ -307,7 +311,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
 
-    let extractor = make_extractor(cfg.features, cfg.inception_weights.as_deref())?;
+    let extractor = make_extractor(cfg.features, cfg.inception_weights.as_deref(), &device)?;
     let info = RunInfo {
         features: extractor
             .as_ref()
@@ -321,7 +325,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     let codecs: Vec<(String, codecs::Made)> = cfg
         .codecs
         .iter()
-        .map(|n| codecs::make(n, cfg.model.as_deref()).map(|m| (n.clone(), m)))
+        .map(|n| codecs::make(n, cfg.model.as_deref(), &device).map(|m| (n.clone(), m)))
         .collect::<Result<_>>()?;
 
     let csv_path = cfg.out.join("results.csv");

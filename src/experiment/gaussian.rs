@@ -8,7 +8,7 @@ use crate::channel::pfr::PfrParams;
 use crate::codec::diffc::{DiffC, DiffcParams};
 use crate::codec::{DecodeOptions, DecoderKind, RateTarget};
 use crate::denoiser::gaussian::DiagonalGaussian;
-use crate::denoiser::param::alpha_sigma;
+use crate::diffusion::alpha_sigma;
 use crate::image_io::{Image, Shape};
 use crate::rng::{Purpose, Stream};
 use crate::schedule::Schedule;
@@ -190,7 +190,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
     let mut recon_f: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
     let (mut se_a, mut se_f) = (vec![0.0; np], vec![0.0; np]);
     let (mut chunks, mut truncated) = (0usize, 0usize);
-    let bar = crate::codec::diffc::progress_bar(progress, cfg.files, "gaussian");
+    let bar = crate::progress::bar(progress, cfg.files, "gaussian");
     for f in 0..cfg.files {
         // the data: batch samples of N(0, diag v)
         let mut s = Stream::new(f as u64, Purpose::Experiment, 1, 0, 0);
@@ -223,16 +223,13 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
             let rec = &recs[stop];
             kl[p] += recs[1..=stop].iter().map(|r| r.kl_bits).sum::<f64>();
             coded[p] += rec.file.len() as f64 * 8.0;
-            let mut head = Vec::new();
-            crate::container::put_varint(
-                &mut head,
-                stop as u64 * crate::codec::diffc::FRACTIONS as u64 * 3,
-            );
-            let overhead = crate::container::File::from_bytes(&rec.file)?.overhead() + head.len();
+            let parsed = codec.parse(&rec.file)?;
+            let overhead = rec.file.len() - parsed.payload.len();
             payload[p] += (rec.file.len() - overhead) as f64 * 8.0;
             coded_uq[p] += recs_uq[stop].file.len() as f64 * 8.0;
             // the decoder must rebuild exactly the encoder's latent
-            let (z, l, _, _) = codec.decode_latent(&rec.file)?;
+            let lat = codec.decode_latent(&rec.file)?;
+            let (z, l) = (lat.z, lat.logsnr);
             anyhow::ensure!(
                 Some(&z) == rec.z.as_ref(),
                 "decoder latent differs from encoder's at stop {stop}"

@@ -6,7 +6,7 @@
 //! It lets models the trainer never saw (the spectrum model, blends) be compared with the
 //! trained network on one scale, and checks the Rust network against the trainer's figure.
 use crate::denoiser::Denoiser;
-use crate::denoiser::param::alpha_sigma;
+use crate::diffusion::alpha_sigma;
 use crate::image_io::Image;
 use crate::rng::{Purpose, Stream};
 use anyhow::{Result, ensure};
@@ -43,7 +43,7 @@ pub fn diffusion_nats(
         let l = lmin + (u0 + j as f64) / k as f64 * (lmax - lmin);
         let mut e = vec![0f32; x.data.len()];
         Stream::new(seed, Purpose::Experiment, 2, j as u64, 0).fill_normal(&mut e);
-        let z = crate::denoiser::param::diffuse(&x.data, &e, l);
+        let z = crate::diffusion::diffuse(&x.data, &e, l);
         let xh = model.predict_x(&z, x.shape, l)?;
         let se: f64 = x
             .data

@@ -238,12 +238,15 @@ impl UNet {
     /// Loads a checkpoint file (architecture from its metadata) as f32 on `device`.
     pub fn load(path: &std::path::Path, device: &Device) -> anyhow::Result<(UNet, Vec<u8>)> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let cfg =
-            Config::from_safetensors(&bytes).with_context(|| format!("in {}", path.display()))?;
-        let vb = VarBuilder::from_slice_safetensors(&bytes, DType::F32, device)?;
-        let net = UNet::new(&cfg, vb)
-            .with_context(|| format!("loading weights from {}", path.display()))?;
+        let net = Self::from_bytes(&bytes, &path.display().to_string(), device)?;
         Ok((net, bytes))
+    }
+
+    /// Loads a checkpoint's bytes (`origin` names it in errors) as f32 on `device`.
+    pub fn from_bytes(bytes: &[u8], origin: &str, device: &Device) -> anyhow::Result<UNet> {
+        let cfg = Config::from_safetensors(bytes).with_context(|| format!("in {origin}"))?;
+        let vb = VarBuilder::from_slice_safetensors(bytes, DType::F32, device)?;
+        UNet::new(&cfg, vb).with_context(|| format!("loading weights from {origin}"))
     }
 
     pub fn config(&self) -> &Config {

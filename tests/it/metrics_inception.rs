@@ -14,7 +14,7 @@ use diffc::metrics::inception::{Inception, default_weights_path};
 use std::path::Path;
 
 /// Mirror of eval/fixtures/patterns.py (bit-exact integer patterns, planar CHW, 0..=255).
-mod common;
+use crate::common;
 use common::{pattern, to_image};
 
 fn weights() -> Option<std::path::PathBuf> {
@@ -41,7 +41,7 @@ fn inception_matches_torchscript_reference() {
     let Some(path) = weights() else { return };
     let _ = to_image; // shared helper, unused here
     let net = Inception::load(&path, &candle_core::Device::Cpu).unwrap();
-    let bytes = include_bytes!("fixtures/inception_ref.f32");
+    let bytes = include_bytes!("../fixtures/inception_ref.f32");
     let reference: Vec<f32> = bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))

@@ -10,7 +10,7 @@ use diffc::image_io::Shape;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-mod common;
+use crate::common;
 use common::parity::{TOL, checkpoint_crc, max_abs_diff, vec};
 
 /// The shipped checkpoint, or `DIFFC_UNET_CHECKPOINT` (with `DIFFC_UNET_FIXTURE`) to check another.

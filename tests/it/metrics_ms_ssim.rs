@@ -4,7 +4,7 @@
 use diffc::metrics::{ms_ssim, psnr};
 
 /// Mirror of eval/fixtures/patterns.py (bit-exact integer patterns, planar CHW, 0..=255).
-mod common;
+use crate::common;
 use common::{pattern, to_image};
 
 #[derive(serde::Deserialize)]
@@ -27,7 +27,7 @@ struct Golden {
 
 #[test]
 fn ms_ssim_matches_pytorch_msssim() {
-    let g: Golden = serde_json::from_str(include_str!("fixtures/ms_ssim_golden.json")).unwrap();
+    let g: Golden = serde_json::from_str(include_str!("../fixtures/ms_ssim_golden.json")).unwrap();
     assert!(g.cases.len() >= 5);
     for c in &g.cases {
         let a = to_image(&pattern(&c.a, c.h, c.w, c.seed), c.h, c.w);

@@ -3,11 +3,12 @@
 use diffc::channel::ChannelKind;
 use diffc::codec::diffc::{DiffC, DiffcParams};
 use diffc::codec::{Codec, DecodeOptions, DecoderKind, RateTarget};
+use diffc::error::{Error, FormatError};
 use diffc::image_io::{Image, Shape};
 use diffc::rng::{Purpose, Stream};
 use std::sync::Arc;
 
-mod common;
+use crate::common;
 
 /// A smooth, photo-like test image (gradients + texture), any size.
 fn test_image(h: usize, w: usize, seed: u64) -> Image {
@@ -90,8 +91,9 @@ fn assert_latents_agree(c: DiffC, img: &Image, channel: ChannelKind) {
         "{channel:?}: files differ between 1 and 2 threads"
     );
     for threads in [1, 2] {
-        let (z, l, shape, _) = pool(threads).install(|| c.decode_latent(&last.file).unwrap());
-        assert_eq!(shape, img.shape);
+        let lat = pool(threads).install(|| c.decode_latent(&last.file).unwrap());
+        let (z, l) = (lat.z, lat.logsnr);
+        assert_eq!((lat.image, lat.latent), (img.shape, img.shape));
         assert_eq!(l, last.logsnr);
         assert_eq!(
             Some(&z),
@@ -238,7 +240,7 @@ fn corrupt_files_never_panic() {
             steps: Some(2),
             progress: false,
         };
-        common::corrupt::check(&bytes, 300, |b| c.decode(b, &opts).is_ok());
+        common::corrupt::check(&bytes, 300, |b| c.decode(b, &opts).map(drop));
     }
 }
 
@@ -249,9 +251,9 @@ fn wrong_model_is_refused() {
     let bytes = c.encode(&img, RateTarget::Bpp(2.0)).unwrap();
     let other = diffc::denoiser::gaussian::DiagonalGaussian::new(vec![0.0], vec![0.1]);
     let d = DiffC::new(Arc::new(other));
-    let err = d
-        .decode(&bytes, &DecodeOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("wrong model"), "{err}");
+    let err = d.decode(&bytes, &DecodeOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::Format(FormatError::WrongModel { .. })),
+        "{err}"
+    );
 }

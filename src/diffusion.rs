@@ -1,4 +1,4 @@
-//! Conversions between ε-, x- and v-parameterisations, in one place.
+//! The variance-preserving diffusion parameterisation: conversions between ε-, x- and v-predictions, in one place.
 //!
 //! With `α² = sigmoid(λ)`, `σ² = sigmoid(−λ)`, `z = α x + σ ε`, `v = α ε − σ x`.
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-mod common;
+use crate::common;
 use common::parity::{TOL, checkpoint_crc, max_abs_diff, root, vec};
 
 /// The shipped checkpoint, or `DIFFC_REFINER_CHECKPOINT` (with `DIFFC_REFINER_FIXTURE`) to check another.

@@ -29,6 +29,7 @@ fn synth(dir: &Path, n: usize) {
 
 fn cfg(data: &Path, out: &Path, shard: Option<(usize, usize)>) -> EvalConfig {
     EvalConfig {
+        device: Default::default(),
         data: data.to_path_buf(),
         codecs: vec!["jpeg".into()],
         bpp: vec![0.5, 1.0],

@@ -1,17 +1,24 @@
 //! The corrupt-file checks every codec's tests run: a decoder may refuse or decode a damaged
-//! file, never panic.
+//! file, never panic, and what it refuses it refuses with a format error.
+use diffc::error::{Error, Result};
 use diffc::rng::{Purpose, Stream};
 
-/// Runs `decode` on `b`, turning a panic into a test failure that names `what`.
-fn no_panic(decode: &dyn Fn(&[u8]) -> bool, b: &[u8], what: &str) -> bool {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(b)))
-        .unwrap_or_else(|_| panic!("panic on {what}"))
+/// Runs `decode` on `b`, turning a panic into a test failure that names `what`; whether it
+/// decoded. A refusal must be a [`diffc::error::FormatError`] (or, for a body that parses,
+/// a parameter the format forbids).
+fn no_panic(decode: &dyn Fn(&[u8]) -> Result<()>, b: &[u8], what: &str) -> bool {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(b))) {
+        Err(_) => panic!("panic on {what}"),
+        Ok(Ok(())) => true,
+        Ok(Err(Error::Format(_) | Error::Param(_))) => false,
+        Ok(Err(e)) => panic!("{what} was refused with a non-format error: {e}"),
+    }
 }
 
 /// Every truncation of `bytes` must be refused; of 1,000 random byte flips at most 9 may pass
 /// the checksum; then `bodies` flips behind a recomputed CRC-32 (so the parser itself meets
-/// them) may decode or fail. `decode` returns whether a file decoded.
-pub fn check(bytes: &[u8], bodies: usize, decode: impl Fn(&[u8]) -> bool) {
+/// them) may decode or fail.
+pub fn check(bytes: &[u8], bodies: usize, decode: impl Fn(&[u8]) -> Result<()>) {
     for n in 0..bytes.len() {
         assert!(
             !no_panic(&decode, &bytes[..n], "a truncated file"),

@@ -409,3 +409,143 @@ fn explicit_chunk_size_is_kept_on_large_images() {
         assert_eq!(info["custom_params"], custom, "--chunk-kl {chunk:?}");
     }
 }
+
+/// `--device` reaches every command that runs a network: on a build without CUDA each of them
+/// refuses `--device cuda` with the clear message, before writing anything.
+#[test]
+fn a_device_the_build_lacks_is_refused_by_every_command() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let (png, dfc, out) = (tmp("dev.png"), tmp("dev.dfc"), tmp("dev_out"));
+    write_png(&png, 16, 16);
+    let o = run(bin().args([
+        "encode",
+        png.to_str().unwrap(),
+        "-o",
+        dfc.to_str().unwrap(),
+        "--bpp",
+        "1",
+        "-q",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (p, d, x) = (
+        png.to_str().unwrap(),
+        dfc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let data = tmp("dev-data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_png(&data.join("a.png"), 16, 16);
+    let never = tmp("dev-never.dfc");
+    let n = never.to_str().unwrap();
+    for args in [
+        vec!["--device", "cuda", "encode", p, "-o", n, "--bpp", "1", "-q"],
+        vec!["--device", "cuda", "decode", d, "-o", n, "-q"],
+        vec![
+            "--device",
+            "cuda",
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--codecs",
+            "diffc-f@gauss-spectrum",
+            "--bpp",
+            "1",
+            "--features",
+            "none",
+            "--out",
+            x,
+        ],
+        vec![
+            "--device",
+            "cuda",
+            "experiment",
+            "gaussian",
+            "--quick",
+            "--out",
+            x,
+        ],
+        vec!["--device", "cuda", "bench", "rcc", "--json"],
+    ] {
+        let path = if args[2] == "eval" || args[2] == "experiment" {
+            out.as_path()
+        } else {
+            never.as_path()
+        };
+        assert_fails(&args, path, "no CUDA support");
+    }
+}
+
+/// `encode --codec` takes the same specs as the harness; a file remembers its codec, so
+/// `decode` needs no spec.
+#[test]
+fn encode_takes_codec_specs() {
+    let (png, dfc, out) = (tmp("spec.png"), tmp("spec.dfc"), tmp("spec_out.png"));
+    write_png(&png, 24, 16);
+    let (p, d, x) = (
+        png.to_str().unwrap(),
+        dfc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let o = run(bin().args([
+        "encode",
+        p,
+        "-o",
+        d,
+        "--codec",
+        "diffc@gauss-spectrum",
+        "--bpp",
+        "1",
+        "-q",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(bin().args(["decode", d, "-o", x, "-q"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(bin().args(["info", "--json", d]));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model"], "gauss-spectrum");
+    let never = tmp("spec-never.dfc");
+    let n = never.to_str().unwrap();
+    assert_fails(
+        &[
+            "encode", p, "-o", n, "--codec", "diffc-x", "--bpp", "1", "-q",
+        ],
+        &never,
+        "unknown codec",
+    );
+    assert_fails(
+        &[
+            "encode",
+            p,
+            "-o",
+            n,
+            "--codec",
+            "diffc@gauss-spectrum",
+            "--model",
+            "photo-unet-s",
+            "--bpp",
+            "1",
+            "-q",
+        ],
+        &never,
+        "contradicts",
+    );
+    assert_fails(
+        &["encode", p, "-o", n, "--padding", "17", "--bpp", "1", "-q"],
+        &never,
+        "padding must be in 0..=16",
+    );
+    let o = run(bin().args(["info", "--codecs"]));
+    let names = String::from_utf8_lossy(&o.stdout);
+    for c in [
+        "diffc-f",
+        "diffc-a",
+        "hfd",
+        "hfd-a",
+        "hfd-mse",
+        "hfd-mse-dither",
+    ] {
+        assert!(names.lines().any(|l| l == c), "{c} missing from {names}");
+    }
+}

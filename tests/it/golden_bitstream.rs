@@ -54,7 +54,7 @@ struct Decoded {
 }
 
 fn decode(c: &DiffC, bytes: &[u8]) -> Decoded {
-    let (z, logsnr, _, _) = c.decode_latent(bytes).unwrap();
+    let diffc::codec::diffc::Latent { z, logsnr, .. } = c.decode_latent(bytes).unwrap();
     let pixels = |decoder| {
         let opts = DecodeOptions {
             decoder,
