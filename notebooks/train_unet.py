@@ -368,7 +368,7 @@ class PhotoSampler:
     artefacts); a sample picks a photo (weighted by area), a scale, a crop and a flip.
     """
 
-    def __init__(self, paths, crop, seed, scales=(2.0, 2.5, 3.0, 4.0), cifar=None):
+    def __init__(self, paths, crop, seed, scales=(2.0, 2.5, 3.0, 4.0), cifar=None, short_sides=None):
         self.crop = crop
         self.rng = np.random.default_rng(seed)
         self.levels = []  # list of lists of uint8 HWC arrays
@@ -376,7 +376,10 @@ class PhotoSampler:
             im = load_rgb(path)
             W, H = im.size
             lv = []
-            for s in scales:
+            # short_sides: whole-photo views, each photo box-downscaled so that its short side
+            # is each of these lengths (a crop then holds most of the photo)
+            ss = scales if short_sides is None else [min(W, H) / t for t in short_sides if min(W, H) >= t]
+            for s in ss:
                 w, h = int(W / s), int(H / s)
                 if w < crop or h < crop:
                     continue
@@ -406,6 +409,21 @@ class PhotoSampler:
             if self.rng.random() < 0.5:
                 t = t[:, ::-1]
             out[b] = t
+        return out
+
+
+class CifarSampler:
+    """The 2,000 CIFAR-10 cats and dogs (32×32, whole images) with horizontal flips."""
+
+    def __init__(self, path, seed):
+        self.data = np.load(path)
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, B):
+        idx = self.rng.integers(len(self.data), size=B)
+        out = self.data[idx].copy()
+        flip = self.rng.random(B) < 0.5
+        out[flip] = out[flip][:, :, ::-1]
         return out
 
 
@@ -680,6 +698,14 @@ def main():
                     help="upper end of the large-crop log-SNR range: where whole-image context matters")
     ap.add_argument("--large-weight", choices=["vlb", "xmse"], default="vlb",
                     help="large-crop loss weight: the bound's (α²) or plain x-MSE (σ²)")
+    ap.add_argument("--short-sides", default=None,
+                    help="whole-photo views: box-downscale every photo so its short side is each of "
+                    "these lengths (e.g. 64,80,96,128,160,192) instead of the 2-4x scales")
+    ap.add_argument("--cifar-every", type=int, default=0,
+                    help="every N-th step trains on a batch of the 2,000 CIFAR images (32x32, whole)")
+    ap.add_argument("--total-minutes", type=float, default=None,
+                    help="the cosine learning-rate schedule spans this much cumulative training "
+                    "(across resumed sessions); default: this session's --minutes")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -851,10 +877,12 @@ def main():
                        glob.glob(os.path.join(args.data_dir, "train", "*.jpg")))
         if not paths:
             raise SystemExit(f"no training photos in {args.data_dir}/train")
-        sampler = PhotoSampler(paths, args.crop, args.seed + 7919 * step0)
+        short = [int(t) for t in args.short_sides.split(",")] if args.short_sides else None
+        sampler = PhotoSampler(paths, args.crop, args.seed + 7919 * step0, short_sides=short)
+        views = (f"whole-photo views box-downscaled to short sides {args.short_sides}" if short
+                 else "2/2.5/3/4x box-downscaled copies")
         train_desc = (f"{len(paths)} training photos from {args.data_dir}/train (eval/data/fetch_data.py), "
-                      f"random {args.crop}x{args.crop} crops of 2/2.5/3/4x box-downscaled copies, "
-                      f"horizontal flips")
+                      f"random {args.crop}x{args.crop} crops of {views}, horizontal flips")
     if mse is not None:
         train_desc += (f"; condition: {os.path.basename(mse.path)} (crc32 {mse.crc32}) reconstruction of "
                        f"each crop at r ~ U[{mse.rate_min}, {mse.R - 1}]")
@@ -887,7 +915,14 @@ def main():
         train_desc += (f"; every {args.large_every}th step instead {args.large_batch} crops of "
                        f"{args.large_crop}x{args.large_crop} with logsnr in [{lo}, {args.large_logsnr_max}] "
                        f"and {args.large_weight} loss weight")
+    cifar_batches = None
+    if args.cifar_every:
+        cifar_batches = prefetch(CifarSampler(os.path.join(args.data_dir, "cifar", "cifar.npy"),
+                                              args.seed + 7919 * step0 + 2), B)
+        train_desc += f"; every {args.cifar_every}th step instead {B} CIFAR-10 images (32x32, whole)"
     budget = args.minutes * 60.0
+    # the cosine schedule runs over cumulative training time (resumed sessions continue it)
+    schedule_s = (args.total_minutes if args.total_minutes else elapsed0 / 60.0 + args.minutes) * 60.0
     t_start = time.time()
     last_export = t_start
     losses = []
@@ -980,10 +1015,13 @@ def main():
         if frac >= 1.0 or (args.max_steps and step - step0 >= args.max_steps):
             break
         warm = min(1.0, (step - warm_from + 1) / args.warmup)
-        lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        sfrac = (elapsed0 + now - t_start) / schedule_s
+        lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(sfrac, 1.0))))
         opt_state = set_lr(opt_state, lr)
         large = large_batches is not None and (step - step0) % args.large_every == args.large_every - 1
-        u8 = next(large_batches if large else batches)
+        small = (not large and cifar_batches is not None
+                 and (step - step0) % args.cifar_every == args.cifar_every - 1)
+        u8 = next(large_batches if large else cifar_batches if small else batches)
         x = to_unit(u8)
         eps = noise_rng.standard_normal(x.shape).astype(np.float32)
         nb = x.shape[0]
@@ -1002,7 +1040,7 @@ def main():
         params, ema, opt_state, loss, gnorm = (large_step if large else train_step)(
             params, ema, opt_state, x, eps, lam, jnp.float32(ema_decay), cond)
         step += 1
-        if not large:
+        if not large and not small:
             losses.append(float(loss))
         if step == step0 + 1:
             t_first = time.time()
