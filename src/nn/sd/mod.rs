@@ -2,8 +2,10 @@
 //! for diffusers folders, proven equal to diffusers / transformers on tiny random-weight
 //! fixtures (`tests/sd_parity.rs`, tolerances stated there).
 //!
-//! A leaf: imports nothing of ours. Entry points: the networks' `new(vb, &config)` and
-//! `forward`/`encode`/`decode`.
+//! A leaf: imports nothing of ours. Entry points: [`StableDiffusion::load`] (or
+//! [`SdFolder::open`] to check a folder and get its [`SdFolder::fingerprint`] without
+//! loading weights), the networks' `forward`/`encode`/`decode`, [`empty_prompt_ids`], and
+//! the f64 maths in [`maths`].
 //!
 //! # Provenance and licence
 //!
@@ -20,10 +22,20 @@
 pub mod attention;
 pub mod blocks;
 pub mod clip;
+pub mod config;
+pub mod error;
+pub mod loader;
+pub mod maths;
 pub mod resnet;
 pub mod unet;
 pub mod vae;
 
 pub use clip::{Activation, ClipTextConfig, ClipTextModel};
+pub use config::{Family, PredictionType, SchedulerConfig};
+pub use error::{Component, Feature, SdError};
+pub use loader::{
+    BOS_TOKEN, EOS_TOKEN, PROMPT_TOKENS, SdFolder, SdPipelineWeights, StableDiffusion,
+    empty_prompt_ids,
+};
 pub use unet::{LATENT_MULTIPLE, LatentSizeError, UNet2DConditionModel, UNetConfig, UNetLevel};
 pub use vae::{AutoencoderKL, VaeConfig};
