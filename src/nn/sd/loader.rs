@@ -25,16 +25,20 @@
 //!     field(component folder name)
 //!     field(canonical JSON of its config file)
 //!     for each weight tensor, sorted by its stored name (no tensors for the scheduler):
-//!         field(name) field(dtype, e.g. "F32") field(shape: u64 LE per dimension)
+//!         field(name without the text encoder's `text_model.` prefix)
+//!         field(dtype, e.g. "F32") field(shape: u64 LE per dimension)
 //!         field(first min(64, n) bytes of its data) field(last min(64, n) bytes)
 //! ```
 //!
 //! where `field(b) = u64 LE length of b ‖ b`, and the canonical JSON has object keys sorted,
-//! no whitespace, and drops the top-level bookkeeping keys that `save_pretrained` rewrites
-//! (keys starting with `_`, `transformers_version`). So it covers every header fact (names,
+//! no whitespace, numbers as serde_json 1.x prints them (integers in decimal, floats in the
+//! shortest round-trip form, e.g. `1e-5`, `0.18215`, `1.0`), and drops the top-level
+//! bookkeeping keys that `save_pretrained` rewrites (keys starting with `_`,
+//! `transformers_version`). So it covers every header fact (names,
 //! dtypes, shapes) plus 128 bytes of each tensor (enough to tell fine-tunes of the same
 //! architecture apart, which headers alone cannot), costs a few hundred KiB of reads, and
-//! does not depend on sharding, file names, header padding or tensor order in the files.
+//! does not depend on sharding, file names, header padding, tensor order in the files or
+//! the text encoder's key prefix.
 //! It does depend on the stored dtype (an fp16 variant is a different fingerprint).
 use super::clip::{ClipTextConfig, ClipTextModel};
 use super::config::{
@@ -384,7 +388,12 @@ impl ComponentWeights {
         all.sort_by(|a, b| a.0.cmp(b.0));
         let mut open: HashMap<&Path, std::fs::File> = HashMap::new();
         for (name, e, wf) in all {
-            h.field(name.as_bytes());
+            // Relative to the text encoder's `text_model.` prefix, so both key styles agree.
+            h.field(
+                name.strip_prefix(self.prefix.as_str())
+                    .unwrap_or(name)
+                    .as_bytes(),
+            );
             h.field(e.dtype.as_bytes());
             let shape: Vec<u8> = e
                 .shape
