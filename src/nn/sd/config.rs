@@ -684,3 +684,95 @@ pub fn resolve_scheduler(c: &DiffusersSchedulerConfig) -> Result<SchedulerConfig
     }
     Ok(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOWN: &str = r#""down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D",
+        "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]"#;
+
+    fn unet(extra: &str) -> (UNetConfig, Family) {
+        let json = format!(
+            r#"{{"_class_name": "UNet2DConditionModel", "act_fn": "silu",
+            "block_out_channels": [320, 640, 1280, 1280], "center_input_sample": false,
+            {DOWN}, "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0,
+            "in_channels": 4, "layers_per_block": 2, "mid_block_scale_factor": 1,
+            "norm_eps": 1e-05, "norm_num_groups": 32, "out_channels": 4, {extra}}}"#
+        );
+        resolve_unet(&serde_json::from_str(&json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn published_sd15_and_sd21_unet_configs() {
+        let (c, f) =
+            unet(r#""attention_head_dim": 8, "cross_attention_dim": 768, "sample_size": 64"#);
+        assert_eq!(f, Family::Sd1);
+        assert!(!c.use_linear_projection);
+        assert_eq!(c.time_embed_dim, 1280);
+        let widths: Vec<usize> = c.levels.iter().map(|l| l.out_channels / l.heads).collect();
+        assert_eq!(widths, [40, 80, 160, 160]);
+        let cross: Vec<(bool, bool)> = c
+            .levels
+            .iter()
+            .map(|l| (l.down_cross_attention, l.up_cross_attention))
+            .collect();
+        assert_eq!(
+            cross,
+            [(true, true), (true, true), (true, true), (false, false)]
+        );
+
+        let (c, f) = unet(
+            r#""attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024,
+            "dual_cross_attention": false, "num_class_embeds": null,
+            "only_cross_attention": false, "upcast_attention": true,
+            "use_linear_projection": true, "sample_size": 96"#,
+        );
+        assert_eq!(f, Family::Sd2);
+        assert!(c.use_linear_projection);
+        assert!(c.levels.iter().all(|l| l.out_channels / l.heads == 64));
+        assert!(c.levels.iter().all(|l| l.cross_attention_dim == 1024));
+    }
+
+    #[test]
+    fn published_vae_text_and_scheduler_configs() {
+        let vae: DiffusersVaeConfig = serde_json::from_str(
+            r#"{"_class_name": "AutoencoderKL", "act_fn": "silu",
+            "block_out_channels": [128, 256, 512, 512],
+            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D",
+                "DownEncoderBlock2D", "DownEncoderBlock2D"],
+            "in_channels": 3, "latent_channels": 4, "layers_per_block": 2,
+            "norm_num_groups": 32, "out_channels": 3, "sample_size": 512,
+            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D",
+                "UpDecoderBlock2D"]}"#,
+        )
+        .unwrap();
+        let (v, scale) = resolve_vae(&vae).unwrap();
+        assert_eq!(
+            (v.layers_per_block, v.latent_channels, scale),
+            (2, 4, 0.18215)
+        );
+        let text: TransformersClipTextConfig = serde_json::from_str(
+            r#"{"architectures": ["CLIPTextModel"], "hidden_act": "gelu", "hidden_size": 1024,
+            "intermediate_size": 4096, "max_position_embeddings": 77, "model_type":
+            "clip_text_model", "num_attention_heads": 16, "num_hidden_layers": 23,
+            "projection_dim": 512, "torch_dtype": "float32", "vocab_size": 49408}"#,
+        )
+        .unwrap();
+        let t = resolve_clip(&text).unwrap();
+        assert_eq!(
+            (t.hidden_act, t.num_hidden_layers),
+            (Activation::GeluErf, 23)
+        );
+        let sched: DiffusersSchedulerConfig = serde_json::from_str(
+            r#"{"_class_name": "PNDMScheduler", "beta_end": 0.012,
+            "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+            "set_alpha_to_one": false, "skip_prk_steps": true, "steps_offset": 1,
+            "trained_betas": null, "clip_sample": false}"#,
+        )
+        .unwrap();
+        let s = resolve_scheduler(&sched).unwrap();
+        assert_eq!(s.prediction_type, PredictionType::Epsilon);
+    }
+}
