@@ -1,5 +1,6 @@
-//! candle networks (U-Net, hyperprior). Leaves: they import nothing else of ours.
+//! candle networks (U-Net, hyperprior, Stable Diffusion). Leaves: they import nothing else of ours.
 pub mod hyperprior;
+pub mod sd;
 pub mod unet;
 
 /// Reads an architecture config stored as JSON under `key` in a safetensors file's metadata,
