@@ -86,10 +86,8 @@ pub fn names(ext: &str) -> Vec<String> {
         if let Ok(rd) = std::fs::read_dir(d) {
             for e in rd.flatten() {
                 let p = e.path();
-                if p.extension().is_some_and(|x| x == ext) {
-                    if let Some(s) = p.file_stem() {
-                        v.push(s.to_string_lossy().into_owned());
-                    }
+                if let (true, Some(s)) = (p.extension().is_some_and(|x| x == ext), p.file_stem()) {
+                    v.push(s.to_string_lossy().into_owned());
                 }
             }
         }

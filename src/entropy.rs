@@ -47,7 +47,7 @@ impl Table {
 /// Integer probabilities summing to 2^PRECISION, each ≥ 1.
 pub fn quantize_pmf(w: &[f64]) -> Vec<u32> {
     let n = w.len();
-    assert!(n >= 1 && n < (1 << 20), "table size {n}");
+    assert!((1..(1 << 20)).contains(&n), "table size {n}");
     let total: u64 = 1 << PRECISION;
     let sum: f64 = w
         .iter()
@@ -207,7 +207,7 @@ impl Writer {
             let take = bits.min(16);
             let m = DefaultUniformModel::new(1usize << take);
             self.enc
-                .encode_symbol((v & ((1 << take) - 1)) as usize, &m)
+                .encode_symbol((v & ((1 << take) - 1)) as usize, m)
                 .map_err(coder_error)?;
             v >>= take;
             bits -= take;

@@ -86,7 +86,7 @@ pub fn sample_sde(
     model.predict_x(&z, shape, *grid.last().unwrap())
 }
 
-/// Probability-flow ODE from z at grid[0] to grid[last]; returns x̂ at the last point.
+/// Probability-flow ODE from z at `grid[0]` to `grid[last]`; returns x̂ at the last point.
 pub fn sample_ode(
     model: &dyn Denoiser,
     z: &[f32],

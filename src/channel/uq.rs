@@ -6,8 +6,8 @@
 //!
 //! Prior of k: y = (μ_q − μ_p)/Δ ~ N(0, s²), convolved with the dither and conditioned on u
 //! through `U_BINS` dither bins. With the equal-variance proposal s² is fixed by the
-//! transmitted step KL (KL per dim in nats = 6·E[y²]); a proposal with its own variance says
-//! E[y²] = (ρ² − 1)/12 per dimension (ρ = σ_p/σ), and s is the root of its mean, rounded to a
+//! transmitted step KL (KL per dim in nats = 6·E\[y²\]); a proposal with its own variance says
+//! E\[y²\] = (ρ² − 1)/12 per dimension (ρ = σ_p/σ), and s is the root of its mean, rounded to a
 //! 1/16-octave grid. Tables come from integers and libm only: bit-identical on any machine.
 use super::{Proposal, StepChannel, StepCtx};
 use crate::entropy::{GaussianTables, Reader, Writer};

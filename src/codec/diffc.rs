@@ -109,13 +109,6 @@ impl DiffcHeader {
         })
     }
 
-    /// Bytes the header takes.
-    pub fn len(&self) -> usize {
-        let mut b = Vec::new();
-        self.write(&mut b);
-        b.len()
-    }
-
     /// The stopping point as a (fractional) step count.
     pub fn stop_steps(&self) -> f64 {
         self.stop as f64 + self.frac as f64 / FRACTIONS as f64
@@ -154,10 +147,8 @@ impl DiffcParams {
     /// parser use this one check; the message states the range).
     pub fn validate(&self) -> Result<(), ParamError> {
         let (lmin, lmax) = (self.schedule.lmin(), self.schedule.lmax());
-        if !(lmin.is_finite() && lmax.is_finite() && lmin < lmax)
-            || !(-40.0..=40.0).contains(&lmin)
-            || !(-40.0..=40.0).contains(&lmax)
-        {
+        let ok_range = |l: f64| (-40.0..=40.0).contains(&l);
+        if !(lmin < lmax && ok_range(lmin) && ok_range(lmax)) {
             return Err(ParamError::new(
                 "the schedule's log-SNR range",
                 "lmin < lmax within [-40, 40]",
@@ -466,7 +457,7 @@ impl DiffC {
         let t0 = std::time::Instant::now();
         let image = img.shape;
         let shape = self.space.latent_shape(image)?;
-        let x = self.space.to_space(img)?;
+        let x = self.space.to_latent(img)?;
         let params = if self.shape_defaults
             && self.params
                 == (DiffcParams {
@@ -597,7 +588,7 @@ impl DiffC {
                             kl_bits: kl,
                             channel: used,
                             file,
-                            z: trace_z.then(|| zf),
+                            z: trace_z.then_some(zf),
                         });
                     }
                 }
@@ -888,6 +879,6 @@ impl Codec for DiffC {
             ..self.shallow()
         };
         let x = me.reconstruct(&lat.z, lat.logsnr, lat.latent, opts, lat.seed)?;
-        self.space.from_space(x, lat.latent, lat.image)
+        self.space.to_image(x, lat.latent, lat.image)
     }
 }

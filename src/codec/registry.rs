@@ -273,10 +273,8 @@ pub fn spec_for_file(
     steps: Option<usize>,
     model: Option<String>,
 ) -> Result<CodecSpec> {
-    if let Some(n) = steps {
-        if !(1..=MAX_DECODE_STEPS).contains(&n) {
-            return Err(ParamError::new("--steps", "in 1..=10000", n).into());
-        }
+    if let Some(n) = steps.filter(|n| !(1..=MAX_DECODE_STEPS).contains(n)) {
+        return Err(ParamError::new("--steps", "in 1..=10000", n).into());
     }
     Ok(CodecSpec {
         decoder,

@@ -12,9 +12,9 @@ pub trait Space: Send + Sync {
     /// cannot hold such an image).
     fn latent_shape(&self, image: Shape) -> Result<Shape>;
     /// The image's representation, planar, of [`Space::latent_shape`].
-    fn to_space(&self, img: &Image) -> Result<Vec<f32>>;
+    fn to_latent(&self, img: &Image) -> Result<Vec<f32>>;
     /// The image of shape `image` that a representation `z` of shape `latent` stands for.
-    fn from_space(&self, z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image>;
+    fn to_image(&self, z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image>;
 }
 
 /// Pixel space: planar RGB in [−1, 1]; decoding clamps to that range.
@@ -33,11 +33,11 @@ impl Space for Pixels {
         }
         Ok(image)
     }
-    fn to_space(&self, img: &Image) -> Result<Vec<f32>> {
+    fn to_latent(&self, img: &Image) -> Result<Vec<f32>> {
         self.latent_shape(img.shape)?;
         Ok(img.data.clone())
     }
-    fn from_space(&self, mut z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image> {
+    fn to_image(&self, mut z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image> {
         debug_assert_eq!(latent, image);
         for v in &mut z {
             *v = v.clamp(-1.0, 1.0);

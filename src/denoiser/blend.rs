@@ -198,6 +198,10 @@ impl Denoiser for Blend {
     }
 }
 
+/// What [`fit`] returns: the weights per knot and band, and per knot the MSE of base, prior
+/// and blend on the fitting images.
+pub type FitRows = (Vec<Vec<f64>>, Vec<[f64; 3]>);
+
 /// Least-squares fit of the blend weights at each knot on clean images `xs`: per knot λ, noisy
 /// latents z = α x + σ ε (shared-seed noise); in each band, with D = x̂_p − x̂_b and
 /// E = x − x̂_b in the DCT domain, w = ⟨D, E⟩ / ‖D‖² clipped to [0, 1]. Returns the weights
@@ -209,7 +213,7 @@ pub fn fit(
     knots: &[f64],
     bands: &[f64],
     progress: bool,
-) -> Result<(Vec<Vec<f64>>, Vec<[f64; 3]>)> {
+) -> Result<FitRows> {
     use crate::rng::{Purpose, Stream};
     ensure!(!xs.is_empty(), "blend fit: no images");
     let nb = bands.len() + 1;

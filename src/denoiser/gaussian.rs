@@ -46,7 +46,7 @@ impl DiagonalGaussian {
     }
     fn check(&self, n: usize, shape: Shape) -> Result<()> {
         let d = self.mean.len();
-        if n != shape.len() || n % d != 0 {
+        if n != shape.len() || !n.is_multiple_of(d) {
             bail!("diagonal Gaussian of {d} dims cannot denoise a {shape:?} latent");
         }
         Ok(())

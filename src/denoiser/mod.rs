@@ -105,10 +105,9 @@ pub fn gauss_spectrum() -> Result<gaussian::SpectrumGaussian> {
 pub fn known_models() -> Vec<String> {
     let mut v = vec!["gauss-spectrum".to_string()];
     for n in crate::checkpoints::names("safetensors") {
-        if let Some(Ok(ck)) = crate::checkpoints::find(&n, "safetensors") {
-            if is_diffusion_model(&ck.bytes) {
-                v.push(n);
-            }
+        let ck = crate::checkpoints::find(&n, "safetensors");
+        if ck.is_some_and(|r| r.is_ok_and(|ck| is_diffusion_model(&ck.bytes))) {
+            v.push(n);
         }
     }
     for n in crate::checkpoints::names("json") {

@@ -4,7 +4,7 @@
 //! - `bpp`, `psnr`, `ms_ssim`: means over images (PSNR is the mean of per-image PSNRs);
 //! - `n_hit`: images whose file is within ±10 % of the target; `reached` = all of them;
 //! - `fid`, `kid`, `kid_std`: decoded patches vs the same images' original patches, all
-//!   patches of all images pooled (paired KID, see [`crate::metrics::fid`]).
+//!   patches of all images pooled (paired KID, see [`crate::metrics::fid()`]).
 use super::{
     RATE_TOLERANCE, Row, RunInfo, fmt_bpp, read_features, ref_feature_path, row_feature_path,
 };

@@ -96,16 +96,16 @@ pub fn fit(images: &[Image], tile: usize, down: usize) -> Result<SpectrumParams>
         f0: [0.0; 3],
         floor,
     };
-    for o in 0..3 {
+    for (o, pow_o) in pow.iter().enumerate() {
         // (log f², log power) per bin, centre frequency from the bin index
         let pts: Vec<(f64, f64)> = (0..BINS)
-            .filter(|&b| cnt[b] > 0 && pow[o][b] > 0.0)
+            .filter(|&b| cnt[b] > 0 && pow_o[b] > 0.0)
             .map(|b| {
                 let f = (0.5 / tile as f64)
                     * libm::exp(
                         b as f64 / (BINS - 1) as f64 * libm::log(fmax / (0.5 / tile as f64)),
                     );
-                (f * f, libm::log(pow[o][b] / (cnt[b] * tiles.len()) as f64))
+                (f * f, libm::log(pow_o[b] / (cnt[b] * tiles.len()) as f64))
             })
             .collect();
         let mut best = (f64::MAX, 0.0, 0.0, 0.0);

@@ -31,7 +31,7 @@ pub struct Features {
 impl Features {
     pub fn new(d: usize, data: Vec<f32>) -> Result<Self> {
         ensure!(
-            d > 0 && data.len() % d == 0,
+            d > 0 && data.len().is_multiple_of(d),
             "feature data length {} is not a multiple of d = {d}",
             data.len()
         );

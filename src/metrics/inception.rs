@@ -141,6 +141,7 @@ fn max_pool_3x3_same(x: &Tensor) -> Result<Tensor> {
         .max_pool2d_with_stride(3, 1)?)
 }
 
+#[allow(clippy::large_enum_variant)] // a dozen blocks, built once
 enum Block {
     A {
         conv: ConvBn,

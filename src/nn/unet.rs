@@ -9,12 +9,12 @@
 //! - optional input Fourier features (the phase of z on the 8-bit grid, see
 //!   [`Config::input_fourier`]) as extra channels, then the condition image if the model has
 //!   one ([`Config::cond_channels`], HFD's refiner), space-to-depth by `patch`, then
-//!   `conv_in` ((3·k + cond_channels)·patch² → channels[0], 3×3, k = 3 with the features,
+//!   `conv_in` ((3·k + cond_channels)·patch² → `channels[0]`, 3×3, k = 3 with the features,
 //!   else 1);
 //! - `down.{l}.{i}` resblocks at level l, then `down.{l}.ds` (3×3, stride 2) to level l+1;
 //! - up the levels: `up.{l}.us` (1×1) at the coarse level, nearest 2× upsampling, add the
 //!   skip from `down.{l}`, then `up.{l}.{i}` resblocks;
-//! - `norm_out`, SiLU, `conv_out` (channels[0] → 3·patch², 3×3), depth-to-space;
+//! - `norm_out`, SiLU, `conv_out` (`channels[0]` → 3·patch², 3×3), depth-to-space;
 //! - optionally `+ grid_gate(e)·v_grid(z, λ)` ([`Config::grid_skip`]).
 //!
 //! Resblock: `h = conv1(silu(norm1(x)))`, `h = norm2(h)·(1 + scale) + shift` with

@@ -14,4 +14,5 @@ mod metrics_inception;
 mod metrics_ms_ssim;
 mod pfr_statistics;
 mod refiner_parity;
+mod sd_parity;
 mod unet_parity;

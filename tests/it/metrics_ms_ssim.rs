@@ -73,8 +73,8 @@ fn ms_ssim_symmetric_and_small_images_refused() {
 #[test]
 fn psnr_known_value() {
     // Every value off by exactly 1 → MSE 1 → PSNR = 20·log10(255).
-    let a = to_image(&vec![100u8; 3 * 8 * 8], 8, 8);
-    let b = to_image(&vec![101u8; 3 * 8 * 8], 8, 8);
+    let a = to_image(&[100u8; 3 * 8 * 8], 8, 8);
+    let b = to_image(&[101u8; 3 * 8 * 8], 8, 8);
     let p = psnr(&a, &b).unwrap();
     assert!((p - 20.0 * 255f64.log10()).abs() < 1e-12, "{p}");
 }
