@@ -60,7 +60,7 @@ impl Default for DiffcParams {
 /// Above this many dimensions PFR chunks default to 4 bits instead of 6 (keeping 6 padding
 /// bits): PFR time is K·D per step, so K drops from 2^12 to 2^10 (a 4× faster encoder). Smaller
 /// chunks keep the truncated fraction low at that K, for a few per cent more rate (measured in
-/// the README), where 6-bit chunks with 4 padding bits truncated twice as often.
+/// eval/results/README.md), where 6-bit chunks with 4 padding bits truncated twice as often.
 pub const LARGE_IMAGE_DIMS: usize = 3 * 256 * 256;
 
 /// The last step may stop at k/FRACTIONS of the way (bisected to fill the --bpp budget).

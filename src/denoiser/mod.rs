@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 /// The model `--model` picks when none is given: the trained U-Net blended with the spectrum
 /// model per log-SNR and frequency band (it beats `gauss-spectrum` at every rate on dev24; see
-/// the README).
+/// eval/results/README.md).
 pub const DEFAULT_MODEL: &str = "photo-unet-s-wiener-bands";
 
 /// Parameters of the training-free spectrum model, fitted to photos (see its model card).

@@ -18,7 +18,7 @@ fn quick_gaussian_experiment_tracks_theory() {
             );
         }
         // 6-bit PFR chunks cost about 2.5 bits each above their KL (the index's spread; see
-        // the README), plus the step codes
+        // eval/results/README.md), plus the step codes
         if p.payload_bits >= 2000.0 {
             assert!(
                 p.payload_bits <= 1.6 * p.kl_bits,
