@@ -120,7 +120,8 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         return Ok(());
     };
     let latent = codec.space.latent_shape(img.shape)?;
-    codec.params = registry::diffc_params(latent, a.channel, a.steps, a.chunk_kl, a.padding)?;
+    let base = codec.params_for(latent);
+    codec.params = registry::diffc_params(base, a.channel, a.steps, a.chunk_kl, a.padding)?;
     codec.shape_defaults = false;
     let recs = codec.encode_trace(&img, target, false)?;
     if a.diagnose_pfr {

@@ -374,6 +374,25 @@ impl DiffC {
         }
     }
 
+    /// The parameters this codec uses for a latent of `shape`: the format's defaults for that
+    /// shape, unless the codec was given its own (`shape_defaults` false).
+    pub fn params_for(&self, shape: Shape) -> DiffcParams {
+        if self.shape_defaults
+            && self.params
+                == (DiffcParams {
+                    channel: self.params.channel,
+                    ..DiffcParams::default()
+                })
+        {
+            DiffcParams {
+                channel: self.params.channel,
+                ..DiffcParams::for_shape(shape)
+            }
+        } else {
+            self.params.canonical()
+        }
+    }
+
     fn pfr(&self, params: &DiffcParams) -> Pfr {
         Pfr {
             params: params.pfr,
@@ -458,20 +477,8 @@ impl DiffC {
         let image = img.shape;
         let shape = self.space.latent_shape(image)?;
         let x = self.space.to_latent(img)?;
-        let params = if self.shape_defaults
-            && self.params
-                == (DiffcParams {
-                    channel: self.params.channel,
-                    ..DiffcParams::default()
-                }) {
-            DiffcParams {
-                channel: self.params.channel,
-                ..DiffcParams::for_shape(shape)
-            }
-        } else {
-            self.params.validate()?;
-            self.params.canonical()
-        };
+        self.params.validate()?;
+        let params = self.params_for(shape);
         let grid = params.schedule.grid(params.steps);
         let d = shape.len();
         let mut z = vec![0f32; d];

@@ -217,13 +217,20 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
         Ok(c)
     };
     let (codec, encoder_key) = match spec.id {
+        CodecId::DiffC if spec.model.as_deref().is_some_and(|m| m.starts_with("sd:")) => {
+            let dir = &spec.model.as_deref().unwrap_or_default()[3..];
+            let c = latent_diffc(dir, opts, device)?;
+            let key = format!("diffc:{}", c.model.name());
+            (AnyCodec::DiffC(c), key)
+        }
         CodecId::DiffC => {
             let model = match (&spec.model, opts.fingerprint) {
                 (Some(m), _) => crate::denoiser::load(m, device)?,
                 (None, Some(fp)) => {
                     crate::denoiser::find_by_fingerprint(fp, device).ok_or_else(|| {
                         Error::Unsupported(format!(
-                            "no known model has fingerprint {fp:04x} (the file's); pass --model"
+                            "no known model has fingerprint {fp:04x} (the file's); pass --model \
+                             (a Stable Diffusion file needs the same --model sd:DIR as its encoder)"
                         ))
                     })?
                 }
@@ -265,6 +272,40 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
     })
 }
 
+/// Latent DiffC over the Stable Diffusion diffusers folder `dir` (f32): the trajectory runs in
+/// its VAE's latents, on SD's log-SNR range (its ᾱ table's, written in the file's parameters),
+/// and decoding ends at the table's cleanest step.
+fn latent_diffc(dir: &str, opts: &Options, device: &Device) -> Result<DiffC> {
+    use crate::codec::space::VaeLatents;
+    use crate::denoiser::sd::SdDenoiser;
+    use crate::schedule::Schedule;
+    let sd = crate::nn::sd::StableDiffusion::load(dir, device, candle_core::DType::F32)
+        .map_err(|e| Error::Model(anyhow::Error::new(e).context(format!("loading sd:{dir}"))))?;
+    let sd = std::sync::Arc::new(sd);
+    let name = format!("sd:{}", dir.trim_end_matches('/'));
+    let den = SdDenoiser::new(sd.clone(), &name, device)?;
+    let (lo, hi) = den.logsnr_range();
+    // the schedule travels in the file in sixteenths: stay inside the table's range
+    let lmin = (lo * 16.0).ceil() / 16.0;
+    let lmax = (hi * 16.0).floor() / 16.0;
+    let space = VaeLatents {
+        sd,
+        device: device.clone(),
+    };
+    let mut c = DiffC::with_space(std::sync::Arc::new(den), std::sync::Arc::new(space));
+    c.params = DiffcParams {
+        schedule: Schedule::LinearLogSnr { lmin, lmax },
+        ..DiffcParams::default()
+    };
+    c.shape_defaults = false;
+    c.decode_lmax = lmax;
+    c.seed = opts.seed;
+    c.diagnose = opts.diagnose_pfr;
+    c.progress = opts.progress;
+    c.ode_solver = opts.ode_solver;
+    Ok(c)
+}
+
 /// The spec that decodes a file written by codec `id` with `decoder` (and optional steps and
 /// model), as `diffc decode` asks.
 pub fn spec_for_file(
@@ -284,19 +325,16 @@ pub fn spec_for_file(
     })
 }
 
-/// DiffC's parameters for an image whose latent has shape `shape`, with CLI-style overrides
-/// applied on the format's defaults for that shape, checked by [`DiffcParams::validate`].
+/// DiffC's parameters `base` (the codec's own for the image, [`DiffC::params_for`]) with
+/// CLI-style overrides applied, checked by [`DiffcParams::validate`].
 pub fn diffc_params(
-    shape: crate::image_io::Shape,
+    base: DiffcParams,
     channel: ChannelKind,
     steps: Option<usize>,
     chunk_kl: Option<f64>,
     padding: Option<u32>,
 ) -> Result<DiffcParams> {
-    let mut p = DiffcParams {
-        channel,
-        ..DiffcParams::for_shape(shape)
-    };
+    let mut p = DiffcParams { channel, ..base };
     if let Some(s) = steps {
         p.steps = s;
     }

@@ -4,6 +4,7 @@
 //! implement the same trait, so every codec and sampler is model-agnostic.
 pub mod blend;
 pub mod gaussian;
+pub mod sd;
 pub mod tiled;
 pub mod unet;
 

@@ -14,5 +14,6 @@ mod metrics_inception;
 mod metrics_ms_ssim;
 mod pfr_statistics;
 mod refiner_parity;
+mod sd_codec;
 mod sd_parity;
 mod unet_parity;
