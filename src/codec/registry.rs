@@ -160,6 +160,16 @@ pub struct Options {
     pub progress: bool,
 }
 
+impl Options {
+    /// Sets what these options steer on a DiffC codec.
+    fn apply(&self, c: &mut DiffC) {
+        c.seed = self.seed;
+        c.diagnose = self.diagnose_pfr;
+        c.progress = self.progress;
+        c.ode_solver = self.ode_solver;
+    }
+}
+
 /// A codec built from a spec: one type over every codec, so callers can still reach a
 /// codec's own reports (DiffC's step records).
 pub enum AnyCodec {
@@ -219,7 +229,8 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
     let (codec, encoder_key) = match spec.id {
         CodecId::DiffC if spec.model.as_deref().is_some_and(|m| m.starts_with("sd:")) => {
             let dir = &spec.model.as_deref().unwrap_or_default()[3..];
-            let c = latent_diffc(dir, opts, device)?;
+            let mut c = latent_diffc(dir, device)?;
+            opts.apply(&mut c);
             let key = format!("diffc:{}", c.model.name());
             (AnyCodec::DiffC(c), key)
         }
@@ -238,10 +249,7 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
             };
             let key = format!("diffc:{}", model.name());
             let mut c = DiffC::new(model);
-            c.seed = opts.seed;
-            c.diagnose = opts.diagnose_pfr;
-            c.progress = opts.progress;
-            c.ode_solver = opts.ode_solver;
+            opts.apply(&mut c);
             (AnyCodec::DiffC(c), key)
         }
         CodecId::HfdMse => {
@@ -275,7 +283,7 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
 /// Latent DiffC over the Stable Diffusion diffusers folder `dir` (f32): the trajectory runs in
 /// its VAE's latents, on SD's log-SNR range (its ᾱ table's, written in the file's parameters),
 /// and decoding ends at the table's cleanest step.
-fn latent_diffc(dir: &str, opts: &Options, device: &Device) -> Result<DiffC> {
+fn latent_diffc(dir: &str, device: &Device) -> Result<DiffC> {
     use crate::codec::space::VaeLatents;
     use crate::denoiser::sd::SdDenoiser;
     use crate::schedule::Schedule;
@@ -299,10 +307,6 @@ fn latent_diffc(dir: &str, opts: &Options, device: &Device) -> Result<DiffC> {
     };
     c.shape_defaults = false;
     c.decode_lmax = lmax;
-    c.seed = opts.seed;
-    c.diagnose = opts.diagnose_pfr;
-    c.progress = opts.progress;
-    c.ode_solver = opts.ode_solver;
     Ok(c)
 }
 
