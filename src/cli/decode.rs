@@ -35,6 +35,9 @@ pub struct Args {
     /// further from X̂_MSE; default: matched to the MSE codec's error at the file's rate).
     #[arg(long, allow_negative_numbers = true)]
     pub start_logsnr: Option<f64>,
+    /// Stable Diffusion models: float type of the networks (f16/bf16 where the device has them).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: super::encode::SdDtype,
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -49,6 +52,7 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         refiner: a.refiner.clone(),
         ode_solver: a.solver,
         start_logsnr: a.start_logsnr,
+        sd_dtype: Some(a.dtype.into()),
         progress: !a.quiet,
         ..Options::default()
     };

@@ -54,9 +54,30 @@ pub struct Args {
     /// wanted an index beyond the cap K (truncated, hence biased); 8× slower.
     #[arg(long)]
     pub diagnose_pfr: bool,
+    /// Stable Diffusion models: float type of the networks (f16/bf16 where the device has them).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: SdDtype,
     /// No progress bars.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SdDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<SdDtype> for candle_core::DType {
+    fn from(d: SdDtype) -> Self {
+        match d {
+            SdDtype::F32 => candle_core::DType::F32,
+            SdDtype::F16 => candle_core::DType::F16,
+            SdDtype::Bf16 => candle_core::DType::BF16,
+        }
+    }
 }
 
 pub fn parse_stop(s: &str) -> Result<RateTarget> {
@@ -100,6 +121,7 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         seed: a.seed,
         refiner: a.refiner.clone(),
         diagnose_pfr: a.diagnose_pfr,
+        sd_dtype: Some(a.dtype.into()),
         progress: !a.quiet,
         ..Options::default()
     };

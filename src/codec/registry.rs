@@ -154,6 +154,8 @@ pub struct Options {
     pub ode_solver: OdeSolver,
     /// HFD: where refinement starts (`None`: matched to the file's rate).
     pub start_logsnr: Option<f64>,
+    /// Float type of the Stable Diffusion networks (`None`: f32).
+    pub sd_dtype: Option<candle_core::DType>,
     /// HFD's MSE codec: a budget below its lowest rate gives the lowest-rate file instead of an
     /// error (the harness records the missed target).
     pub floor_at_lowest: bool,
@@ -229,7 +231,11 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
     let (codec, encoder_key) = match spec.id {
         CodecId::DiffC if spec.model.as_deref().is_some_and(|m| m.starts_with("sd:")) => {
             let dir = &spec.model.as_deref().unwrap_or_default()[3..];
-            let mut c = latent_diffc(dir, device)?;
+            let mut c = latent_diffc(
+                dir,
+                opts.sd_dtype.unwrap_or(candle_core::DType::F32),
+                device,
+            )?;
             opts.apply(&mut c);
             let key = format!("diffc:{}", c.model.name());
             (AnyCodec::DiffC(c), key)
@@ -280,14 +286,14 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
     })
 }
 
-/// Latent DiffC over the Stable Diffusion diffusers folder `dir` (f32): the trajectory runs in
+/// Latent DiffC over the Stable Diffusion diffusers folder `dir` in `dtype`: the trajectory runs in
 /// its VAE's latents, on SD's log-SNR range (its ᾱ table's, written in the file's parameters),
 /// and decoding ends at the table's cleanest step.
-fn latent_diffc(dir: &str, device: &Device) -> Result<DiffC> {
+fn latent_diffc(dir: &str, dtype: candle_core::DType, device: &Device) -> Result<DiffC> {
     use crate::codec::space::VaeLatents;
     use crate::denoiser::sd::SdDenoiser;
     use crate::schedule::Schedule;
-    let sd = crate::nn::sd::StableDiffusion::load(dir, device, candle_core::DType::F32)
+    let sd = crate::nn::sd::StableDiffusion::load(dir, device, dtype)
         .map_err(|e| Error::Model(anyhow::Error::new(e).context(format!("loading sd:{dir}"))))?;
     let sd = std::sync::Arc::new(sd);
     let name = format!("sd:{}", dir.trim_end_matches('/'));
@@ -299,6 +305,7 @@ fn latent_diffc(dir: &str, device: &Device) -> Result<DiffC> {
     let space = VaeLatents {
         sd,
         device: device.clone(),
+        dtype,
     };
     let mut c = DiffC::with_space(std::sync::Arc::new(den), std::sync::Arc::new(space));
     c.params = DiffcParams {

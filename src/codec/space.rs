@@ -55,6 +55,8 @@ impl Space for Pixels {
 pub struct VaeLatents {
     pub sd: std::sync::Arc<crate::nn::sd::StableDiffusion>,
     pub device: candle_core::Device,
+    /// The networks' float type.
+    pub dtype: candle_core::DType,
 }
 
 /// Pixel multiple of SD latents here (8 for the VAE × 8 for the UNet).
@@ -114,7 +116,8 @@ impl Space for VaeLatents {
                 }
             }
         }
-        let t = candle_core::Tensor::from_vec(x, (1, 3, hp, wp), &self.device)?;
+        let t =
+            candle_core::Tensor::from_vec(x, (1, 3, hp, wp), &self.device)?.to_dtype(self.dtype)?;
         let mean = self.sd.vae.encode(&t)?;
         let z = (mean.to_dtype(candle_core::DType::F32)? * self.sd.vae_scaling_factor)?
             .flatten_all()?
@@ -124,7 +127,7 @@ impl Space for VaeLatents {
     }
     fn to_image(&self, z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image> {
         let t = candle_core::Tensor::from_vec(z, (1, 4, latent.h, latent.w), &self.device)?;
-        let t = (t / self.sd.vae_scaling_factor)?;
+        let t = (t / self.sd.vae_scaling_factor)?.to_dtype(self.dtype)?;
         let x = self
             .sd
             .vae

@@ -150,3 +150,27 @@ fn the_cli_needs_the_same_sd_folder_to_decode() {
     let img = image::open(&out).unwrap();
     assert_eq!((img.width(), img.height()), (64, 48));
 }
+
+/// `--dtype f16` runs the SD networks in half precision: still a real, deterministic file.
+#[test]
+fn half_precision_latent_diffc_is_deterministic() {
+    let spec: CodecSpec = format!("diffc-f@sd:{}", dir("sd15-tiny")).parse().unwrap();
+    let opts = Options {
+        sd_dtype: Some(candle_core::DType::F16),
+        ..Options::default()
+    };
+    let c = registry::build(&spec, &opts, &candle_core::Device::Cpu)
+        .unwrap()
+        .codec;
+    let img = image();
+    let bytes = c.encode(&img, RateTarget::Bpp(0.5)).unwrap();
+    assert!(bytes.len() * 8 <= (0.5 * 48.0 * 64.0) as usize);
+    assert_eq!(bytes, c.encode(&img, RateTarget::Bpp(0.5)).unwrap());
+    let opts = DecodeOptions {
+        steps: Some(3),
+        ..DecodeOptions::default()
+    };
+    let a = c.decode(&bytes, &opts).unwrap();
+    assert_eq!(a, c.decode(&bytes, &opts).unwrap());
+    assert!(a.data.iter().all(|v| v.is_finite()));
+}
