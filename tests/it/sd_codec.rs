@@ -174,3 +174,36 @@ fn half_precision_latent_diffc_is_deterministic() {
     assert_eq!(a, c.decode(&bytes, &opts).unwrap());
     assert!(a.data.iter().all(|v| v.is_finite()));
 }
+
+/// The harness takes `diffc-f@sd:DIR` like any codec spec: real file sizes within the target.
+#[test]
+fn the_harness_runs_latent_diffc() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    diffc::image_io::save_png(&image(), &data.join("a.png")).unwrap();
+    let out = t.path().join("out");
+    let codec = format!("diffc-f:4@sd:{}", dir("sd15-tiny"));
+    let cfg = diffc::eval::EvalConfig {
+        device: Default::default(),
+        data,
+        codecs: vec![codec.clone()],
+        bpp: vec![0.5],
+        out: out.clone(),
+        shard: None,
+        model: None,
+        limit: None,
+        patch: 16,
+        features: diffc::eval::FeatureKind::None,
+        inception_weights: None,
+        save_images: false,
+        jobs: Some(2),
+        progress: false,
+    };
+    diffc::eval::run(&cfg).unwrap();
+    let mut rd = csv::Reader::from_path(out.join("results.csv")).unwrap();
+    let rows: Vec<diffc::eval::Row> = rd.deserialize().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].codec, codec);
+    assert!(rows[0].bytes > 0 && rows[0].bpp <= 0.5, "{:?}", rows[0]);
+}
