@@ -2,7 +2,7 @@
 //! `cargo run --release --example sd_speed -- DIR [SIDE...]` (default sides 32 64, i.e. 256²
 //! and 512² images). With random weights the output is noise; the cost is the real one.
 use candle_core::{DType, Device, Tensor};
-use diffc::nn::sd::StableDiffusion;
+use diffc::nn::sd::SdFolder;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -14,8 +14,19 @@ fn main() -> anyhow::Result<()> {
         sides
     };
     let t0 = std::time::Instant::now();
-    let sd = StableDiffusion::load(&dir, &Device::Cpu, DType::F32)?;
-    println!("load: {:.1} s", t0.elapsed().as_secs_f64());
+    let folder = SdFolder::open(&dir)?;
+    let sd = folder.load(&Device::Cpu, DType::F32)?;
+    println!(
+        "load: {:.1} s ({:?}, {:?}, fingerprint {:016x})",
+        t0.elapsed().as_secs_f64(),
+        sd.family,
+        sd.prediction_type,
+        sd.fingerprint
+    );
+    // the strict loader fails on a missing, misshaped or unused tensor: these all were used
+    for (component, tensors, params) in folder.tensor_counts() {
+        println!("{component}: {tensors} tensors, {params} parameters, every one used");
+    }
     let ctx = sd.encode_empty_prompt()?;
     for s in sides {
         let z = Tensor::zeros((1, 4, s, s), DType::F32, &Device::Cpu)?;

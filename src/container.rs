@@ -222,6 +222,10 @@ impl<'a> Cursor<'a> {
         self.pos += n;
         Ok(s)
     }
+    /// Whether every byte has been read.
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.b.len()
+    }
     pub fn rest(&mut self) -> &'a [u8] {
         let s = &self.b[self.pos..];
         self.pos = self.b.len();

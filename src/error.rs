@@ -29,6 +29,12 @@ pub enum FormatError {
         name: String,
         model_fp: u64,
     },
+    #[error("wrong model: the file's trajectory is in {file}, but '{name}' works in {model}")]
+    WrongSpace {
+        file: String,
+        name: String,
+        model: String,
+    },
     #[error("image size {width}×{height} in header exceeds the limit ({limit})")]
     TooLarge {
         width: u64,

@@ -1,6 +1,7 @@
 //! `diffc info`.
-use crate::codec::diffc::DiffcHeader;
+use crate::codec::diffc::{DiffcHeader, DiffcParams};
 use crate::codec::hfd_mse::{HfdHeader, rate_of_code};
+use crate::codec::space::SpaceTag;
 use crate::container::{CodecId, Cursor, File};
 use crate::device::DeviceKind;
 use anyhow::Result;
@@ -61,6 +62,23 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
             let h = DiffcHeader::read(&mut c)?;
             v["channel"] = serde_json::to_value(h.channel)?;
             v["stop_step"] = h.stop_steps().into();
+            let (params, space) = match &f.params {
+                Some(b) => {
+                    let (p, t) = DiffcParams::read_block(b, h.channel)?;
+                    (Some(p), t)
+                }
+                None => (None, SpaceTag::Pixels),
+            };
+            if space != SpaceTag::Pixels {
+                v["model"] = "a Stable Diffusion folder: decode with --model sd:DIR".into();
+            }
+            v["space"] = space.to_string().into();
+            if let Some(p) = params {
+                v["steps"] = p.steps.into();
+                v["schedule"] = format!("{:?}", p.schedule).into();
+                v["chunk_kl"] = p.pfr.chunk_kl.into();
+                v["padding"] = p.pfr.padding.into();
+            }
         }
         CodecId::Hfd | CodecId::HfdMse => {
             let h = HfdHeader::read(&mut c, f.codec)?;

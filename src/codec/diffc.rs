@@ -8,7 +8,7 @@
 //! Body of a `.dfc` file: [`DiffcHeader`] (`varint((stop·8 + frac)·3 + channel kind)`) then one
 //! range-coded payload holding, per step, the change of its quantised KL code and then the
 //! channel's symbols. Non-default settings travel in the container's params ([`DiffcParams`]).
-use super::space::{Pixels, Space};
+use super::space::{Pixels, Space, SpaceTag};
 use super::{Codec, DecodeOptions, DecoderKind, RateTarget};
 use crate::channel::pfr::{Pfr, PfrParams, PfrStats, Scorer};
 use crate::channel::uq::Uq;
@@ -247,6 +247,18 @@ impl DiffcParams {
         Ok(p)
     }
 
+    /// Parses the container's params block: the parameters, then the [`SpaceTag`] of a
+    /// latent-space file (pixels when none follows).
+    pub fn read_block(bytes: &[u8], channel: ChannelKind) -> Result<(Self, SpaceTag), FormatError> {
+        let mut c = Cursor::new(bytes);
+        let params = Self::read(&mut c, channel)?;
+        let tag = SpaceTag::read(&mut c)?;
+        if !c.at_end() {
+            return Err(FormatError::corrupt("DiffC parameters", "trailing bytes"));
+        }
+        Ok((params, tag))
+    }
+
     fn from_bytes(bytes: &[u8], channel: ChannelKind) -> Result<Self, FormatError> {
         let mut c = Cursor::new(bytes);
         let p = Self::read(&mut c, channel)?;
@@ -425,6 +437,12 @@ impl DiffC {
             channel: params.channel,
             ..DiffcParams::for_shape(latent)
         };
+        let tag = self.space.tag(latent);
+        let params = (*params != defaults || tag != SpaceTag::Pixels).then(|| {
+            let mut b = params.to_bytes();
+            tag.write(&mut b);
+            b
+        });
         File {
             codec: CodecId::DiffC,
             model_fp: self.model.fingerprint() as u16,
@@ -432,7 +450,7 @@ impl DiffC {
             width: shape.w as u32,
             height: shape.h as u32,
             seed: self.seed,
-            params: (*params != defaults).then(|| params.to_bytes()),
+            params,
             body,
         }
     }
@@ -660,13 +678,25 @@ impl DiffC {
         let latent = self.space.latent_shape(image)?;
         let mut cur = Cursor::new(&f.body);
         let header = DiffcHeader::read(&mut cur)?;
-        let params = match &f.params {
-            Some(p) => DiffcParams::from_bytes(p, header.channel)?,
-            None => DiffcParams {
-                channel: header.channel,
-                ..DiffcParams::for_shape(latent)
-            },
+        let (params, tag) = match &f.params {
+            Some(p) => DiffcParams::read_block(p, header.channel)?,
+            None => (
+                DiffcParams {
+                    channel: header.channel,
+                    ..DiffcParams::for_shape(latent)
+                },
+                SpaceTag::Pixels,
+            ),
         };
+        let ours = self.space.tag(latent);
+        if tag != ours {
+            return Err(FormatError::WrongSpace {
+                file: tag.to_string(),
+                name: self.model.name().to_string(),
+                model: ours.to_string(),
+            }
+            .into());
+        }
         if header.stop > params.steps || (header.stop == params.steps && header.frac > 0) {
             return Err(FormatError::corrupt(
                 "stopping step",

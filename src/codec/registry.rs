@@ -14,7 +14,7 @@ use super::hfd_mse::{DEFAULT_MSE_MODEL, HfdMse, Quant};
 use super::{Codec, DecodeOptions, DecoderKind, MAX_DECODE_STEPS, RateTarget};
 use crate::channel::ChannelKind;
 use crate::container::CodecId;
-use crate::error::{Error, ParamError, Result};
+use crate::error::{Error, FormatError, ParamError, Result};
 use crate::image_io::Image;
 use crate::sampler::OdeSolver;
 use candle_core::Device;
@@ -145,7 +145,8 @@ impl std::fmt::Display for CodecSpec {
 pub struct Options {
     /// Seed of all shared randomness (encoders; decoders read it from the file).
     pub seed: u64,
-    /// When the spec names no model: the known model with this 16-bit fingerprint (a file's).
+    /// A file's 16-bit model fingerprint: picks the known model when the spec names none, and
+    /// refuses other Stable Diffusion weights before they are loaded.
     pub fingerprint: Option<u16>,
     /// HFD's refiner checkpoint (default `hfd-refiner`).
     pub refiner: Option<String>,
@@ -234,6 +235,7 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
             let mut c = latent_diffc(
                 dir,
                 opts.sd_dtype.unwrap_or(candle_core::DType::F32),
+                opts.fingerprint,
                 device,
             )?;
             opts.apply(&mut c);
@@ -289,12 +291,29 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
 /// Latent DiffC over the Stable Diffusion diffusers folder `dir` in `dtype`: the trajectory runs in
 /// its VAE's latents, on SD's log-SNR range (its ᾱ table's, written in the file's parameters),
 /// and decoding ends at the table's cleanest step.
-fn latent_diffc(dir: &str, dtype: candle_core::DType, device: &Device) -> Result<DiffC> {
+/// With `file_fp` (a file's 16-bit fingerprint) other weights are refused from their configs
+/// and safetensors headers, before gigabytes of weights are read.
+fn latent_diffc(
+    dir: &str,
+    dtype: candle_core::DType,
+    file_fp: Option<u16>,
+    device: &Device,
+) -> Result<DiffC> {
     use crate::codec::space::VaeLatents;
     use crate::denoiser::sd::SdDenoiser;
     use crate::schedule::Schedule;
-    let sd = crate::nn::sd::StableDiffusion::load(dir, device, dtype)
-        .map_err(|e| Error::Model(anyhow::Error::new(e).context(format!("loading sd:{dir}"))))?;
+    let sd_err = |e| Error::Model(anyhow::Error::new(e).context(format!("loading sd:{dir}")));
+    let folder = crate::nn::sd::SdFolder::open(dir).map_err(sd_err)?;
+    if let Some(fp) = file_fp.filter(|&fp| fp != folder.fingerprint as u16) {
+        return Err(FormatError::WrongModel {
+            what: "Stable Diffusion weights",
+            file_fp: fp as u64,
+            name: format!("sd:{dir}"),
+            model_fp: folder.fingerprint as u16 as u64,
+        }
+        .into());
+    }
+    let sd = folder.load(device, dtype).map_err(sd_err)?;
     let sd = std::sync::Arc::new(sd);
     let name = format!("sd:{}", dir.trim_end_matches('/'));
     let den = SdDenoiser::new(sd.clone(), &name, device)?;

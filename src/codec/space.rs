@@ -2,8 +2,124 @@
 //! models, an autoencoder's latents for latent diffusion. Encode = to-space → trajectory →
 //! container; decode = container → trajectory → from-space. Shapes travel explicitly: the
 //! file holds the image's shape, and the space says which latent shape that image has.
-use crate::error::{Error, Result};
+use crate::container::{Cursor, put_varint};
+use crate::error::{Error, FormatError, Result};
 use crate::image_io::{Image, Shape};
+use crate::nn::sd::{Family, PredictionType};
+
+/// What a file records of the space its trajectory ran in, so a decoder whose model works
+/// elsewhere refuses the file before any model work. Pixel files carry nothing (the format's
+/// default); latent files carry the model family, what its network predicts, 16 more bits of
+/// the weights' fingerprint (the container holds the low 16) and the latent's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpaceTag {
+    Pixels,
+    SdVae {
+        family: Family,
+        prediction: PredictionType,
+        /// Bits 16..32 of the weights' fingerprint.
+        fingerprint_hi: u16,
+        latent: Shape,
+    },
+}
+
+impl SpaceTag {
+    /// Appends the tag (nothing for pixels).
+    pub fn write(&self, b: &mut Vec<u8>) {
+        if let SpaceTag::SdVae {
+            family,
+            prediction,
+            fingerprint_hi,
+            latent,
+        } = *self
+        {
+            let fam = match family {
+                Family::Sd1 => 0u8,
+                Family::Sd2 => 1,
+            };
+            let pred = match prediction {
+                PredictionType::Epsilon => 0u8,
+                PredictionType::VPrediction => 1,
+            };
+            b.push(1 | fam << 4 | pred << 5);
+            b.extend_from_slice(&fingerprint_hi.to_le_bytes());
+            for v in [latent.c, latent.h, latent.w] {
+                put_varint(b, v as u64);
+            }
+        }
+    }
+
+    /// Reads a tag from what follows the parameters (none left: pixels).
+    pub fn read(c: &mut Cursor) -> std::result::Result<Self, FormatError> {
+        if c.at_end() {
+            return Ok(SpaceTag::Pixels);
+        }
+        let head = c.u8()?;
+        if head & 0x0f != 1 || head >> 6 != 0 {
+            return Err(FormatError::corrupt(
+                "space",
+                format!("unknown space tag {head:#04x}"),
+            ));
+        }
+        let family = if head >> 4 & 1 == 0 {
+            Family::Sd1
+        } else {
+            Family::Sd2
+        };
+        let prediction = if head >> 5 & 1 == 0 {
+            PredictionType::Epsilon
+        } else {
+            PredictionType::VPrediction
+        };
+        let fp = c.take(2)?;
+        let fingerprint_hi = u16::from_le_bytes([fp[0], fp[1]]);
+        let mut dim = || -> std::result::Result<usize, FormatError> {
+            let v = c.varint()?;
+            if !(1..=1 << 16).contains(&v) {
+                return Err(FormatError::corrupt(
+                    "latent shape",
+                    format!("side {v} out of range"),
+                ));
+            }
+            Ok(v as usize)
+        };
+        let latent = Shape::new(dim()?, dim()?, dim()?);
+        Ok(SpaceTag::SdVae {
+            family,
+            prediction,
+            fingerprint_hi,
+            latent,
+        })
+    }
+}
+
+impl std::fmt::Display for SpaceTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            SpaceTag::Pixels => write!(f, "pixels"),
+            SpaceTag::SdVae {
+                family,
+                prediction,
+                fingerprint_hi,
+                latent,
+            } => write!(
+                f,
+                "{} latents {}×{}×{} ({}, fingerprint bits 16..32 {fingerprint_hi:04x})",
+                match family {
+                    Family::Sd1 => "SD 1.x",
+                    Family::Sd2 => "SD 2.x",
+                },
+                latent.c,
+                latent.h,
+                latent.w,
+                match prediction {
+                    PredictionType::Epsilon => "ε-prediction",
+                    PredictionType::VPrediction => "v-prediction",
+                },
+            ),
+        }
+    }
+}
 
 pub trait Space: Send + Sync {
     /// Short name (`pixels`, …).
@@ -15,6 +131,8 @@ pub trait Space: Send + Sync {
     fn to_latent(&self, img: &Image) -> Result<Vec<f32>>;
     /// The image of shape `image` that a representation `z` of shape `latent` stands for.
     fn to_image(&self, z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image>;
+    /// What a file records of this space for a latent of shape `latent`.
+    fn tag(&self, latent: Shape) -> SpaceTag;
 }
 
 /// Pixel space: planar RGB in [−1, 1]; decoding clamps to that range.
@@ -36,6 +154,9 @@ impl Space for Pixels {
     fn to_latent(&self, img: &Image) -> Result<Vec<f32>> {
         self.latent_shape(img.shape)?;
         Ok(img.data.clone())
+    }
+    fn tag(&self, _latent: Shape) -> SpaceTag {
+        SpaceTag::Pixels
     }
     fn to_image(&self, mut z: Vec<f32>, latent: Shape, image: Shape) -> Result<Image> {
         debug_assert_eq!(latent, image);
@@ -85,6 +206,14 @@ fn reflect(i: usize, n: usize) -> usize {
 impl Space for VaeLatents {
     fn name(&self) -> &str {
         "sd-vae"
+    }
+    fn tag(&self, latent: Shape) -> SpaceTag {
+        SpaceTag::SdVae {
+            family: self.sd.family,
+            prediction: self.sd.prediction_type,
+            fingerprint_hi: (self.sd.fingerprint >> 16) as u16,
+            latent,
+        }
     }
     fn latent_shape(&self, image: Shape) -> Result<Shape> {
         if image.c != 3 {

@@ -4,6 +4,7 @@
 //! implement the same trait, so every codec and sampler is model-agnostic.
 pub mod blend;
 pub mod gaussian;
+pub mod pyramid;
 pub mod sd;
 pub mod tiled;
 pub mod unet;
@@ -42,11 +43,37 @@ const GAUSS_SPECTRUM_JSON: &str = include_str!("../../checkpoints/gauss-spectrum
 /// Loads a model by name (`gauss-spectrum`, a checkpoint or blend card found by
 /// [`crate::checkpoints`]) or by the path of a `.safetensors` file.
 pub fn load(name: &str, device: &candle_core::Device) -> Result<Arc<dyn Denoiser>> {
+    load_nested(name, device, 0)
+}
+
+/// How deeply cards may refer to cards (a blend of a blend of a pyramid…), so a cycle of
+/// cards is an error rather than a stack overflow.
+const MAX_CARD_DEPTH: usize = 4;
+
+fn load_nested(
+    name: &str,
+    device: &candle_core::Device,
+    depth: usize,
+) -> Result<Arc<dyn Denoiser>> {
+    anyhow::ensure!(
+        depth <= MAX_CARD_DEPTH,
+        "model '{name}': cards nest more than {MAX_CARD_DEPTH} deep (a cycle?)"
+    );
     if name == "gauss-spectrum" {
         return Ok(Arc::new(gauss_spectrum()?));
     }
     if let Some(p) = blend_card(name) {
-        return load_blend(name, p?, device);
+        let p = p?;
+        let (base, prior) = (
+            load_nested(&p.base, device, depth + 1)?,
+            load_nested(&p.prior, device, depth + 1)?,
+        );
+        return Ok(Arc::new(blend::Blend::new(name, base, prior, p)?));
+    }
+    if let Some(p) = card::<pyramid::PyramidParams>(name, "pyramid") {
+        let p = p?;
+        let low = load_nested(&p.low, device, depth + 1)?;
+        return Ok(Arc::new(pyramid::Pyramid::new(name, low, p.factor)?));
     }
     Ok(Arc::new(unet::UNetDenoiser::from_checkpoint(
         &checkpoint(name)?,
@@ -54,32 +81,29 @@ pub fn load(name: &str, device: &candle_core::Device) -> Result<Arc<dyn Denoiser
     )?))
 }
 
-/// The parameters of a blend model card (`NAME.json` with `"kind": "blend"`), if `bytes` is one.
-fn read_blend_card(bytes: &[u8], origin: &str) -> Option<Result<blend::BlendParams>> {
+/// The parameters of a model card (`NAME.json`) of `kind` (`"blend"`, `"pyramid"`), if `bytes`
+/// is one.
+fn read_card<P: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    origin: &str,
+    kind: &str,
+) -> Option<Result<P>> {
     let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    (v["kind"] == "blend").then(|| {
+    (v["kind"] == kind).then(|| {
         serde_json::from_value(v["params"].clone())
-            .map_err(|e| anyhow::anyhow!("bad blend card {origin}: {e}"))
+            .map_err(|e| anyhow::anyhow!("bad {kind} card {origin}: {e}"))
     })
+}
+
+/// The card of `kind` called `name`, if there is one.
+fn card<P: serde::de::DeserializeOwned>(name: &str, kind: &str) -> Option<Result<P>> {
+    let ck = crate::checkpoints::find(name, "json")?.ok()?;
+    read_card(&ck.bytes, &ck.origin(), kind)
 }
 
 /// The blend card called `name`, if there is one.
 fn blend_card(name: &str) -> Option<Result<blend::BlendParams>> {
-    let ck = crate::checkpoints::find(name, "json")?.ok()?;
-    read_blend_card(&ck.bytes, &ck.origin())
-}
-
-fn load_blend(
-    name: &str,
-    params: blend::BlendParams,
-    device: &candle_core::Device,
-) -> Result<Arc<dyn Denoiser>> {
-    anyhow::ensure!(
-        blend_card(&params.base).is_none() && blend_card(&params.prior).is_none(),
-        "blend {name}: its parts must not be blends"
-    );
-    let (base, prior) = (load(&params.base, device)?, load(&params.prior, device)?);
-    Ok(Arc::new(blend::Blend::new(name, base, prior, params)?))
+    card(name, "blend")
 }
 
 /// The weights of a checkpoint given by name or by the path of a `.safetensors` file.
@@ -112,7 +136,9 @@ pub fn known_models() -> Vec<String> {
         }
     }
     for n in crate::checkpoints::names("json") {
-        if blend_card(&n).is_some_and(|r| r.is_ok()) {
+        if blend_card(&n).is_some_and(|r| r.is_ok())
+            || card::<pyramid::PyramidParams>(&n, "pyramid").is_some_and(|r| r.is_ok())
+        {
             v.push(n);
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! The model is a pixel-diagonal Gaussian with the exact reverse-step proposal: f64 and libm
 //! only, so the files are the same on every machine. After an intended format change, rewrite
-//! the fixtures with `DIFFC_BLESS=1 cargo test --release --test golden_bitstream` and say why
+//! the fixtures with `DIFFC_BLESS=1 cargo test --release --test it golden` and say why
 //! in the commit.
 use diffc::channel::ChannelKind;
 use diffc::codec::diffc::{DiffC, DiffcParams};
@@ -109,4 +109,70 @@ fn encoder_and_decoder_match_the_committed_bitstreams() {
             "{name}: decoded differently"
         );
     }
+}
+
+/// Latent DiffC on the tiny random SD 1.5 fixture: the committed file must still be written
+/// (its PFR choices depend on the networks' floats, which are deterministic on one build and
+/// CPU; a different float path would show here first), and decoding it must give the
+/// committed latent exactly and the committed pixels to within 1e-4 (ODE, 4 steps).
+#[test]
+fn latent_diffc_matches_its_committed_bitstream() {
+    use diffc::codec::registry::{self, CodecSpec, Options};
+    let bless = std::env::var_os("DIFFC_BLESS").is_some();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd/sd15-tiny");
+    let spec: CodecSpec = format!("diffc-f@sd:{}", dir.display()).parse().unwrap();
+    let opts = Options {
+        seed: 7,
+        ..Options::default()
+    };
+    let c = registry::build(&spec, &opts, &candle_core::Device::Cpu)
+        .unwrap()
+        .codec;
+    let diffc::codec::registry::AnyCodec::DiffC(d) = &c else {
+        panic!("not DiffC")
+    };
+    // 48×64 (padded to a 64×64 image, an 8×8 latent)
+    let shape = Shape::new(3, 48, 64);
+    let data = (0..shape.len())
+        .map(|i| ((i % 64) as f32 * 0.09).sin() * 0.6 + ((i / 64) as f32 * 0.05).cos() * 0.3)
+        .collect();
+    let img = Image { shape, data };
+    let bytes = c.encode(&img, RateTarget::Bpp(0.4)).unwrap();
+    let decode = |bytes: &[u8]| {
+        let z = d.decode_latent(bytes).unwrap().z;
+        let opts = DecodeOptions {
+            decoder: DecoderKind::Ode,
+            steps: Some(4),
+            progress: false,
+        };
+        let px = c.decode(bytes, &opts).unwrap().data;
+        (z, px)
+    };
+    let (dfc, values) = (fixture("sd15-tiny.dfc"), fixture("sd15-tiny.f32"));
+    let (z, px) = decode(&bytes);
+    if bless {
+        std::fs::write(&dfc, &bytes).unwrap();
+        let all: Vec<u8> = z.iter().chain(&px).flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&values, all).unwrap();
+        return;
+    }
+    let want = std::fs::read(&dfc).unwrap();
+    assert_eq!(
+        bytes, want,
+        "the latent DiffC encoder no longer writes the committed file"
+    );
+    let stored: Vec<f32> = std::fs::read(&values)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let (z, px) = decode(&want);
+    assert_eq!(stored.len(), z.len() + px.len());
+    assert_eq!(z, stored[..z.len()], "decoded a different latent");
+    let worst = px
+        .iter()
+        .zip(&stored[z.len()..])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-4, "decoded pixels moved by {worst}");
 }

@@ -207,3 +207,128 @@ fn the_harness_runs_latent_diffc() {
     assert_eq!(rows[0].codec, codec);
     assert!(rows[0].bytes > 0 && rows[0].bpp <= 0.5, "{:?}", rows[0]);
 }
+
+/// An SD file records its space (family, prediction, 16 more fingerprint bits, latent shape);
+/// a file whose record disagrees with the decoder's model is refused before any model work.
+#[test]
+fn an_sd_file_records_its_space_and_a_mismatch_is_refused() {
+    use diffc::codec::diffc::DiffcParams;
+    use diffc::codec::space::SpaceTag;
+    use diffc::container::File;
+    use diffc::nn::sd::{Family, PredictionType};
+    let img = image();
+    for (name, family, prediction) in [
+        ("sd15-tiny", Family::Sd1, PredictionType::Epsilon),
+        ("sd2v-tiny", Family::Sd2, PredictionType::VPrediction),
+    ] {
+        let c = codec(name);
+        let bytes = c.encode(&img, RateTarget::Step(2)).unwrap();
+        let f = File::from_bytes(&bytes).unwrap();
+        let header =
+            diffc::codec::diffc::DiffcHeader::read(&mut diffc::container::Cursor::new(&f.body))
+                .unwrap();
+        let (_, tag) = DiffcParams::read_block(f.params.as_ref().unwrap(), header.channel).unwrap();
+        let SpaceTag::SdVae {
+            family: fam,
+            prediction: pred,
+            latent,
+            ..
+        } = tag
+        else {
+            panic!("{name}: no SD space tag")
+        };
+        assert_eq!(
+            (fam, pred, latent),
+            (family, prediction, Shape::new(4, 8, 8))
+        );
+        // the tag is the params block's tail: head, 2 fingerprint bytes, c, h, w
+        let at = f.params.as_ref().unwrap().len() - 6;
+        for (offset, flip) in [(0, 0x10u8), (1, 0x01), (4, 0x03)] {
+            let mut g = f.clone();
+            g.params.as_mut().unwrap()[at + offset] ^= flip;
+            let err = c
+                .decode(&g.to_bytes(), &DecodeOptions::default())
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Format(FormatError::WrongSpace { .. })),
+                "{name}, byte {offset}: {err}"
+            );
+        }
+    }
+    // a pixel model refuses an SD file
+    let bytes = codec("sd15-tiny")
+        .encode(&img, RateTarget::Step(2))
+        .unwrap();
+    let pixel: CodecSpec = "diffc-f".parse().unwrap();
+    let pixel = registry::build(&pixel, &Options::default(), &candle_core::Device::Cpu)
+        .unwrap()
+        .codec;
+    assert!(pixel.decode(&bytes, &DecodeOptions::default()).is_err());
+}
+
+/// Other weights (one byte of one tensor changed) are refused from the folder's headers, before
+/// the weights are loaded, by the library and by the CLI, and nothing is written.
+#[test]
+fn other_weights_are_refused_before_loading() {
+    let tmp = std::env::temp_dir().join(format!("diffc-sd-other-{}", std::process::id()));
+    let copy = tmp.join("sd15-other");
+    copy_dir(std::path::Path::new(&dir("sd15-tiny")), &copy);
+    let weights = copy.join("vae/diffusion_pytorch_model.safetensors");
+    let mut b = std::fs::read(&weights).unwrap();
+    let header_len = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    b[8 + header_len] ^= 0x40; // the first byte of the first tensor's data
+    std::fs::write(&weights, b).unwrap();
+
+    let img = image();
+    let bytes = codec("sd15-tiny")
+        .encode(&img, RateTarget::Step(2))
+        .unwrap();
+    let f = diffc::container::File::from_bytes(&bytes).unwrap();
+    let spec: CodecSpec = format!("diffc-f@sd:{}", copy.display()).parse().unwrap();
+    let opts = Options {
+        fingerprint: Some(f.model_fp),
+        ..Options::default()
+    };
+    let err = registry::build(&spec, &opts, &candle_core::Device::Cpu)
+        .err()
+        .expect("other weights accepted");
+    assert!(
+        matches!(err, Error::Format(FormatError::WrongModel { .. })),
+        "{err}"
+    );
+
+    let (dfc, out) = (tmp.join("a.dfc"), tmp.join("out.png"));
+    std::fs::write(&dfc, &bytes).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_diffc"))
+        .args([
+            "decode",
+            dfc.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ])
+        .args(["--model", &format!("sd:{}", copy.display())])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrong model"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&tmp).ok();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}

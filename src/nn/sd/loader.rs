@@ -740,6 +740,21 @@ impl SdFolder {
         self.scheduler.prediction_type
     }
 
+    /// Tensors and parameters per component (unet, vae, text encoder), from the headers; a
+    /// successful [`SdFolder::load`] has used every one of them (the loader is strict).
+    pub fn tensor_counts(&self) -> [(&'static str, usize, u64); 3] {
+        let count = |w: &ComponentWeights| {
+            let (mut n, mut p) = (0, 0u64);
+            for (_, e, _) in w.all_names() {
+                n += 1;
+                p += e.shape.iter().product::<usize>() as u64;
+            }
+            (n, p)
+        };
+        let [(a, b), (c, d), (e, f)] = [count(&self.unet), count(&self.vae), count(&self.text)];
+        [("unet", a, b), ("vae", c, d), ("text_encoder", e, f)]
+    }
+
     /// ᾱ_1 … ᾱ_N (index i holds diffusers' `alphas_cumprod[i]`), computed in f64.
     pub fn alphas_cumprod(&self) -> Vec<f64> {
         scaled_linear_alphas_cumprod(
