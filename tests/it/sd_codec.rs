@@ -227,7 +227,13 @@ fn an_sd_file_records_its_space_and_a_mismatch_is_refused() {
         let header =
             diffc::codec::diffc::DiffcHeader::read(&mut diffc::container::Cursor::new(&f.body))
                 .unwrap();
-        let (_, tag) = DiffcParams::read_block(f.params.as_ref().unwrap(), header.channel).unwrap();
+        let (params, tag) =
+            DiffcParams::read_block(f.params.as_ref().unwrap(), header.channel).unwrap();
+        assert_eq!(
+            params.pfr,
+            registry::SD_PFR,
+            "{name}: SD files use SD's PFR chunks"
+        );
         let SpaceTag::SdVae {
             family: fam,
             prediction: pred,
