@@ -65,7 +65,7 @@ impl Side {
         Side {
             n,
             m: n.div_ceil(factor),
-            boxed: n % factor == 0,
+            boxed: n.is_multiple_of(factor),
             factor,
         }
     }
