@@ -5,6 +5,7 @@ pub mod hfd;
 pub mod hfd_mse;
 pub mod registry;
 pub mod space;
+pub mod truncate;
 
 use crate::error::{ParamError, Result};
 use crate::image_io::Image;
