@@ -341,6 +341,28 @@ impl StepChannel for Pfr {
     }
 }
 
+/// Reads one step's candidate indices from `r` and writes them unchanged to `w`, with the
+/// chunk plan of the equal-variance proposal (it depends only on the step's KL code, `dims`
+/// and the seeded permutation, not on the model): how a file is truncated without its model.
+pub fn transcode(
+    params: &PfrParams,
+    ctx: &StepCtx,
+    dims: usize,
+    r: &mut Reader,
+    w: &mut Writer,
+) -> Result<(), Error> {
+    let plan = ChunkPlan::new(params, ctx.seed, ctx.step, dims, ctx.kl_bits, None);
+    let zipf = plan.zipf();
+    for _ in 0..plan.chunks() {
+        let n = r.index(&zipf)?;
+        if n >= zipf.k() {
+            return Err(FormatError::corrupt("payload", "candidate index out of range").into());
+        }
+        w.index(n, &zipf)?;
+    }
+    Ok(())
+}
+
 /// The step's coefficients (a, b) over all dimensions (b: None for equal variances).
 fn coefficients(p: &Proposal, mu_q: &[f32], sigma: f64) -> (Vec<f32>, Option<Vec<f32>>) {
     let (m, _) = offsets_and_kl(p.mu, mu_q, sigma);

@@ -52,6 +52,18 @@ fn setup(ctx: &StepCtx, p: &Proposal) -> (usize, f64, GaussianTables, Vec<f64>) 
     )
 }
 
+/// Reads one step's symbols from `r` and writes them unchanged to `w`, with the tables of the
+/// equal-variance proposal (they depend only on the step's KL code, `dims` and the seeded
+/// dither, not on the model): how a file is truncated without its model.
+pub fn transcode(ctx: &StepCtx, dims: usize, r: &mut Reader, w: &mut Writer) -> Result<(), Error> {
+    let t = GaussianTables::dithered(prior_scale(ctx.kl_bits, dims));
+    for u in dither(ctx, dims) {
+        let k = r.signed(t.r, t.table(u))?;
+        w.signed(k, t.r, t.table(u))?;
+    }
+    Ok(())
+}
+
 /// The universal-quantisation channel.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Uq;

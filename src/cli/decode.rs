@@ -22,6 +22,10 @@ pub struct Args {
     /// sde; HFD: the refiner's default).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Realism R in [0, 1]: 0 the posterior mean x̂(z_t) (least MSE, blurry; HFD: X̂_MSE),
+    /// 1 the decoder's sample (default), in between x̂ + R·(sample − x̂).
+    #[arg(long, allow_negative_numbers = true)]
+    pub realism: Option<f64>,
     /// ODE solver.
     #[arg(long, value_enum, default_value = "dpm-pp2m")]
     pub solver: OdeSolver,
@@ -45,7 +49,11 @@ pub struct Args {
 pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let bytes = super::read_input(&a.input)?;
     let f = File::from_bytes(&bytes)?;
-    let spec = registry::spec_for_file(f.codec, a.decoder, a.steps, a.model.clone())?;
+    if let Some(r) = a.realism {
+        crate::codec::check_realism(r)?;
+    }
+    let mut spec = registry::spec_for_file(f.codec, a.decoder, a.steps, a.model.clone())?;
+    spec.realism = a.realism;
     let dev = device.open()?;
     let opts = Options {
         fingerprint: Some(f.model_fp),

@@ -73,6 +73,13 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
                 v["model"] = "a Stable Diffusion folder: decode with --model sd:DIR".into();
             }
             v["space"] = space.to_string().into();
+            // where the file can be cut (`diffc truncate`): [step, bytes, bpp] per whole step
+            let cuts = crate::codec::truncate::cut_points(&bytes)?;
+            v["cuts"] = cuts
+                .iter()
+                .map(|c| serde_json::json!([c.step, c.bytes, c.bpp]))
+                .collect::<Vec<_>>()
+                .into();
             if let Some(p) = params {
                 v["steps"] = p.steps.into();
                 v["schedule"] = format!("{:?}", p.schedule).into();

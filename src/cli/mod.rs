@@ -5,6 +5,7 @@ mod encode;
 pub(crate) mod eval;
 mod experiment;
 mod info;
+mod truncate;
 
 use crate::device::DeviceKind;
 use clap::{Parser, Subcommand};
@@ -30,8 +31,10 @@ enum Command {
     Encode(encode::Args),
     /// Decompress a .dfc file to PNG.
     Decode(decode::Args),
-    /// Show what a .dfc file holds.
+    /// Show what a .dfc file holds (a DiffC file: where it can be cut).
     Info(info::Args),
+    /// Cut a DiffC file to a lower rate without the model (a prefix of its trajectory).
+    Truncate(truncate::Args),
     /// Realism–distortion evaluation of codecs on a folder of images (and `eval merge`).
     Eval(eval::EvalArgs),
     /// Research experiments measured with the real codec.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => encode::run(a, cli.device),
         Command::Decode(a) => decode::run(a, cli.device),
         Command::Info(a) => info::run(a, cli.device),
+        Command::Truncate(a) => truncate::run(a),
         Command::Eval(a) => eval::run(a, cli.device),
         Command::Experiment(c) => experiment::run(c, cli.device),
         Command::Bench(c) => bench::run(c, cli.device),

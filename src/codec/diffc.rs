@@ -274,7 +274,7 @@ impl DiffcParams {
     }
 
     /// Which channel carries a step with `kl_bits` over `dims` dimensions.
-    fn step_channel(&self, kl_bits: f64, dims: usize) -> ChannelKind {
+    pub(crate) fn step_channel(&self, kl_bits: f64, dims: usize) -> ChannelKind {
         match self.channel {
             ChannelKind::Mixed if kl_bits / (dims as f64) < self.mixed_threshold => {
                 ChannelKind::Pfr
@@ -807,8 +807,32 @@ impl DiffC {
         }
     }
 
-    /// Denoises a latent at log-SNR `l` to an image with the chosen decoder.
+    /// Denoises a latent at log-SNR `l` to an image (in the model's space) with the chosen
+    /// decoder, at the realism `opts.realism`: R = 0 is the posterior mean x̂(z_t) (one model
+    /// call, no decoder run), R = 1 the decoder's output, in between
+    /// [`super::realism_blend`] of the two.
     pub fn reconstruct(
+        &self,
+        z: &[f32],
+        l: f64,
+        shape: Shape,
+        opts: &DecodeOptions,
+        seed: u64,
+    ) -> Result<Vec<f32>> {
+        let r = opts.realism()?;
+        if r == 0.0 {
+            return Ok(self.model.predict_x(z, shape, l)?);
+        }
+        let x = self.sample(z, l, shape, opts, seed)?;
+        if r == 1.0 {
+            return Ok(x);
+        }
+        let xhat = self.model.predict_x(z, shape, l)?;
+        Ok(super::realism_blend(&xhat, &x, r))
+    }
+
+    /// The decoder's sample from a latent at log-SNR `l` (realism 1).
+    fn sample(
         &self,
         z: &[f32],
         l: f64,
@@ -848,7 +872,7 @@ impl DiffC {
 /// Prior of the change of the step-KL code from one step to the next (range-coded
 /// before each step, ~2–3 bits instead of a byte).
 /// The byte budget of a `--bpp` target for an image of `shape`.
-fn bpp_budget_bytes(bpp: f64, shape: Shape) -> Result<usize> {
+pub(crate) fn bpp_budget_bytes(bpp: f64, shape: Shape) -> Result<usize> {
     if !(bpp > 0.0 && bpp.is_finite()) {
         return Err(ParamError::new("--bpp", "a positive number", bpp).into());
     }
@@ -857,7 +881,7 @@ fn bpp_budget_bytes(bpp: f64, shape: Shape) -> Result<usize> {
         .min(usize::MAX as f64 / 2.0) as usize)
 }
 
-fn step_code_table() -> crate::entropy::Table {
+pub(crate) fn step_code_table() -> crate::entropy::Table {
     let w: Vec<f64> = (-255i32..=255)
         .map(|d| libm::exp(-(d.abs() as f64) / 3.0) + 1e-7)
         .collect();
@@ -910,6 +934,7 @@ impl Codec for DiffC {
             .collect())
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
+        opts.realism()?;
         let lat = self.decode_latent(bytes)?;
         let me = DiffC {
             progress: opts.progress,

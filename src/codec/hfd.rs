@@ -175,13 +175,26 @@ impl Codec for Hfd {
             }
             .into());
         }
+        // the realism knob: R = 0 is the MSE codec's X̂_MSE, R = 1 the refined sample, in
+        // between their blend (`realism_blend`, pixel by pixel)
+        let r = opts.realism()?;
         let xmse = self.mse.reconstruct(&p)?;
-        self.refine(
+        if r == 0.0 {
+            return Ok(xmse);
+        }
+        let x = self.refine(
             &xmse,
             rate_of_code(p.header.rate_code) as f64,
             p.file.seed,
             opts,
-        )
+        )?;
+        if r == 1.0 {
+            return Ok(x);
+        }
+        Ok(Image {
+            shape: x.shape,
+            data: crate::codec::realism_blend(&xmse.data, &x.data, r),
+        })
     }
 }
 

@@ -498,7 +498,16 @@ impl Codec for HfdMse {
     fn encode(&self, img: &Image, target: RateTarget) -> Result<Vec<u8>> {
         self.encode_as(CodecId::HfdMse, img, target, None)
     }
-    fn decode(&self, bytes: &[u8], _opts: &DecodeOptions) -> Result<Image> {
+    /// One output, X̂_MSE: a realism other than 1 (unset) is refused, since there is no
+    /// sample to blend with (HFD's decoder has one: `hfd` files honour `--realism`).
+    fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
+        if opts.realism()? != 1.0 {
+            return Err(Error::Unsupported(
+                "the MSE codec has one output, X̂_MSE (realism 0 of an hfd file); --realism \
+                 applies to DiffC and HFD files"
+                    .into(),
+            ));
+        }
         let p = self.parse(bytes, CodecId::HfdMse)?;
         self.reconstruct(&p)
     }

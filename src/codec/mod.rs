@@ -5,8 +5,9 @@ pub mod hfd;
 pub mod hfd_mse;
 pub mod registry;
 pub mod space;
+pub mod truncate;
 
-use crate::error::Result;
+use crate::error::{ParamError, Result};
 use crate::image_io::Image;
 
 /// How the encoder decides where to stop.
@@ -42,6 +43,46 @@ pub struct DecodeOptions {
     pub steps: Option<usize>,
     /// Show progress bars on stderr.
     pub progress: bool,
+    /// Where the output lies between the posterior mean (0) and the decoder's sample (1);
+    /// `None` means 1 (today's output). See [`realism_blend`].
+    pub realism: Option<f64>,
+}
+
+impl DecodeOptions {
+    /// The realism knob R in [0, 1] (1 when unset); anything else is a [`ParamError`].
+    pub fn realism(&self) -> Result<f64> {
+        check_realism(self.realism.unwrap_or(1.0))
+    }
+}
+
+/// Checks a realism value: a number in [0, 1] (NaN refused).
+pub fn check_realism(r: f64) -> Result<f64> {
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(ParamError::new("the realism R", "a number in [0, 1]", r).into())
+    }
+}
+
+/// The decode-time realism knob: `x̂ + R·(x − x̂)`, the linear interpolation between the
+/// minimum-MSE estimate x̂ = E[X | z_t] (R = 0) and the decoder's perfect-realism output x
+/// (R = 1), value by value in the model's space (for latent models, before the autoencoder's
+/// decoder).
+///
+/// Why this one: for Gaussian sources, Freirich, Michaeli & Meir (2021, "A theory of the
+/// distortion–perception tradeoff in Wasserstein space") show that every estimator on the
+/// optimal MSE–perception trade-off is such an interpolation between the MMSE estimator and
+/// the least-MSE perfect-perception estimator; DiffC-F's flow output is that estimator for a
+/// Gaussian source (the optimal transport map from x̂ to p_X), so DiffC-F's curve is the
+/// optimal one. DiffC-A's sample is x̂ + W with W ~ p(x | z_t) − x̂ independent of X given
+/// z_t, so `E‖X − X_R‖² = (1 + R²)·mmse` (mmse at R = 0, twice it at R = 1). For DiffC-F on a
+/// Gaussian coefficient of variance v with ρ² = α²v/(α²v + σ²):
+/// `E(X − X_R)² = v(1 − ρ²) + R²·v(1 − ρ)²`. The Gaussian experiment measures both.
+pub fn realism_blend(xhat: &[f32], x: &[f32], r: f64) -> Vec<f32> {
+    xhat.iter()
+        .zip(x)
+        .map(|(&m, &s)| (m as f64 + r * (s as f64 - m as f64)) as f32)
+        .collect()
 }
 
 /// The surface every codec implements: image in, real bitstream out, and back.

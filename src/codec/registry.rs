@@ -2,11 +2,13 @@
 //! file's [`CodecId`] into a codec. `diffc encode`, `diffc decode` and the eval harness all
 //! build their codecs here, so spec names, file ids and codec names are one vocabulary.
 //!
-//! Spec grammar: `BASE[:STEPS][@MODEL]`.
+//! Spec grammar: `BASE[:STEPS][~REALISM][@MODEL]`.
 //! - BASE: `diffc` (= `diffc-f`), `diffc-f` (DiffC decoded by the flow ODE), `diffc-a` (by the
 //!   SDE); `hfd` (HFD, refiner by the flow ODE), `hfd-a` (by the SDE); `hfd-mse` (HFD's MSE
 //!   codec alone, rounding), `hfd-mse-dither` (with the shared-seed dither).
 //! - STEPS: the decoder's denoising steps (DiffC and HFD; default per decoder).
+//! - REALISM: the decoder's realism knob R in [0, 1] (DiffC and HFD; default 1): R = 0 the
+//!   posterior mean (HFD: X̂_MSE), 1 the decoder's sample ([`super::realism_blend`]).
 //! - MODEL: DiffC's diffusion model, or HFD's MSE-codec checkpoint.
 use super::diffc::{DiffC, DiffcParams};
 use super::hfd::Hfd;
@@ -45,6 +47,8 @@ pub struct CodecSpec {
     pub model: Option<String>,
     /// HFD's test-time quantisation.
     pub quant: Quant,
+    /// The decoder's realism knob (`None`: 1).
+    pub realism: Option<f64>,
 }
 
 impl CodecSpec {
@@ -56,6 +60,7 @@ impl CodecSpec {
             steps: None,
             model: None,
             quant: Quant::Round,
+            realism: None,
         }
     }
 
@@ -83,6 +88,20 @@ impl FromStr for CodecSpec {
                 )));
             }
             None => (s, None),
+        };
+        let (rest, realism) = match rest.split_once('~') {
+            Some((b, r)) => match r.parse::<f64>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => (b, Some(v)),
+                _ => {
+                    return Err(ParamError::new(
+                        "the realism after '~'",
+                        "a number in [0, 1]",
+                        format!("'{r}' in codec `{s}`"),
+                    )
+                    .into());
+                }
+            },
+            None => (rest, None),
         };
         let (base, steps) = match rest.split_once(':') {
             Some((b, n)) => match n.parse::<usize>() {
@@ -117,12 +136,18 @@ impl FromStr for CodecSpec {
                 "codec `{s}`: the MSE codec has no decoder steps"
             )));
         }
+        if id == CodecId::HfdMse && realism.is_some() {
+            return Err(Error::Unsupported(format!(
+                "codec `{s}`: the MSE codec has one output (X̂_MSE, hfd's realism 0)"
+            )));
+        }
         Ok(CodecSpec {
             id,
             decoder,
             steps,
             model,
             quant,
+            realism,
         })
     }
 }
@@ -132,6 +157,9 @@ impl std::fmt::Display for CodecSpec {
         f.write_str(self.base())?;
         if let Some(n) = self.steps {
             write!(f, ":{n}")?;
+        }
+        if let Some(r) = self.realism {
+            write!(f, "~{r}")?;
         }
         if let Some(m) = &self.model {
             write!(f, "@{m}")?;
@@ -221,6 +249,7 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
         decoder: spec.decoder,
         steps: spec.steps,
         progress: opts.progress,
+        realism: spec.realism,
     };
     let mse = |name: Option<&str>| -> Result<HfdMse> {
         let mut c = HfdMse::load(name.unwrap_or(DEFAULT_MSE_MODEL), device)?;
@@ -405,6 +434,11 @@ mod tests {
             "hfd-a:16",
             "hfd-mse",
             "hfd-mse-dither@hfd-mse",
+            "diffc-f~0.5@photo-unet-s",
+            "diffc-a:64~0@gauss-spectrum",
+            "diffc-f~0.25",
+            "hfd~0.75",
+            "hfd-a:16~1",
         ] {
             let spec: CodecSpec = s.parse().unwrap();
             assert_eq!(spec.to_string(), s);
@@ -420,13 +454,28 @@ mod tests {
 
     #[test]
     fn bad_specs_are_typed_errors() {
-        for bad in ["diffc-a:0", "diffc-f:x", "diffc-f:20000@gauss-spectrum"] {
+        for bad in [
+            "diffc-a:0",
+            "diffc-f:x",
+            "diffc-f:20000@gauss-spectrum",
+            "diffc-f~1.5",
+            "diffc-f~-0.1",
+            "diffc-f~NaN",
+            "diffc-f~",
+            "hfd:8~x",
+        ] {
             assert!(
                 matches!(bad.parse::<CodecSpec>(), Err(Error::Param(_))),
                 "{bad}"
             );
         }
-        for bad in ["diffc-x@gauss-spectrum", "hfd-mse:8", "diffc-f@", "jpeg"] {
+        for bad in [
+            "diffc-x@gauss-spectrum",
+            "hfd-mse:8",
+            "diffc-f@",
+            "jpeg",
+            "hfd-mse~0.5",
+        ] {
             assert!(
                 matches!(bad.parse::<CodecSpec>(), Err(Error::Unsupported(_))),
                 "{bad}"

@@ -38,6 +38,8 @@ pub struct Config {
     /// posterior variance); false: the DDPM proposal with σ_q, whose step KLs exceed
     /// I(X; Z_t) by a discretisation gap that only vanishes with many steps.
     pub exact_proposal: bool,
+    /// Decode-time realism values R at which MSE is measured (x̂ + R·(sample − x̂)).
+    pub realism: Vec<f64>,
 }
 
 impl Config {
@@ -57,6 +59,7 @@ impl Config {
             chunk_kl: 6.0,
             padding: 8,
             exact_proposal: true,
+            realism: vec![0.0, 0.25, 0.5, 0.75, 1.0],
         }
     }
     /// A small version for CI.
@@ -114,6 +117,24 @@ pub struct Point {
     pub mse_f: f64,
     pub mse_a_theory: f64,
     pub mse_f_theory: f64,
+    pub cov_rel_err_a: f64,
+    pub cov_rel_err_f: f64,
+    /// MSE against the realism knob R, beside its closed form.
+    pub realism: Vec<RealismPoint>,
+}
+
+/// MSE of `x̂ + R·(x_decoded − x̂)` (see [`crate::codec::realism_blend`]) at one stop.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealismPoint {
+    pub r: f64,
+    pub mse_a: f64,
+    /// (1 + R²)·mmse: the SDE sample's error W is independent of X given z_t.
+    pub mse_a_theory: f64,
+    pub mse_f: f64,
+    /// Mean over coefficients of v(1 − ρ²) + R²·v(1 − ρ)², ρ² = α²v/(α²v + σ²): the flow
+    /// maps z_t linearly, so the error is the MMSE plus R² times the flow's excess.
+    pub mse_f_theory: f64,
+    /// Relative errors of the sample covariance at this R (against diag v).
     pub cov_rel_err_a: f64,
     pub cov_rel_err_f: f64,
 }
@@ -189,6 +210,11 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
     let mut recon_a: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
     let mut recon_f: Vec<Vec<Vec<f32>>> = vec![vec![]; np];
     let (mut se_a, mut se_f) = (vec![0.0; np], vec![0.0; np]);
+    let nr = cfg.realism.len();
+    // per decoder (A, F), stop and realism: squared error and the blended reconstructions
+    let mut se_r = [vec![vec![0.0; nr]; np], vec![vec![0.0; nr]; np]];
+    let mut recon_r: [Vec<Vec<Vec<Vec<f32>>>>; 2] =
+        [vec![vec![vec![]; nr]; np], vec![vec![vec![]; nr]; np]];
     let (mut chunks, mut truncated) = (0usize, 0usize);
     let bar = crate::progress::bar(progress, cfg.files, "gaussian");
     for f in 0..cfg.files {
@@ -234,21 +260,31 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
                 Some(&z) == rec.z.as_ref(),
                 "decoder latent differs from encoder's at stop {stop}"
             );
-            for (kind, out, se) in [
+            let opts = |decoder, realism| DecodeOptions {
+                decoder,
+                steps: Some(cfg.decode_steps),
+                progress: false,
+                realism,
+            };
+            // the posterior mean: the decoder at realism 0
+            let xhat = codec.reconstruct(&z, l, shape, &opts(DecoderKind::Ode, Some(0.0)), 0)?;
+            for (k, (kind, out, se)) in [
                 (DecoderKind::Sde, &mut recon_a, &mut se_a),
                 (DecoderKind::Ode, &mut recon_f, &mut se_f),
-            ] {
-                let xr = codec.reconstruct(
-                    &z,
-                    l,
-                    shape,
-                    &DecodeOptions {
-                        decoder: kind,
-                        steps: Some(cfg.decode_steps),
-                        progress: false,
-                    },
-                    codec.seed,
-                )?;
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let xr = codec.reconstruct(&z, l, shape, &opts(kind, None), codec.seed)?;
+                for (ri, &r) in cfg.realism.iter().enumerate() {
+                    let xb = crate::codec::realism_blend(&xhat, &xr, r);
+                    se_r[k][p][ri] += xb
+                        .iter()
+                        .zip(&x)
+                        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                        .sum::<f64>();
+                    recon_r[k][p][ri].push(xb);
+                }
                 se[p] += xr
                     .iter()
                     .zip(&x)
@@ -284,7 +320,31 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
                 .map(|&vi| 2.0 * vi * (1.0 - (a * a * vi / (a * a * vi + s * s)).sqrt()))
                 .sum::<f64>()
                 / cfg.dims as f64;
+            let mse_f_r = |r: f64| -> f64 {
+                v.iter()
+                    .map(|&vi| {
+                        let rho = (a * a * vi / (a * a * vi + s * s)).sqrt();
+                        vi * (1.0 - rho * rho) + r * r * vi * (1.0 - rho).powi(2)
+                    })
+                    .sum::<f64>()
+                    / cfg.dims as f64
+            };
+            let realism = cfg
+                .realism
+                .iter()
+                .enumerate()
+                .map(|(ri, &r)| RealismPoint {
+                    r,
+                    mse_a: se_r[0][p][ri] / n_values,
+                    mse_a_theory: (1.0 + r * r) * mmse,
+                    mse_f: se_r[1][p][ri] / n_values,
+                    mse_f_theory: mse_f_r(r),
+                    cov_rel_err_a: cov_rel_err(&recon_r[0][p][ri], &v),
+                    cov_rel_err_f: cov_rel_err(&recon_r[1][p][ri], &v),
+                })
+                .collect();
             Point {
+                realism,
                 stop_step: stop,
                 logsnr: l,
                 ideal_bits: ideal,

@@ -127,6 +127,7 @@ fn files_never_exceed_the_budget_and_more_bits_means_less_error() {
                     decoder: DecoderKind::Ode,
                     steps: Some(10),
                     progress: false,
+                    realism: None,
                 },
             )
             .unwrap();
@@ -184,6 +185,7 @@ fn both_decoders_are_deterministic_and_differ() {
                 decoder: k,
                 steps: Some(8),
                 progress: false,
+                realism: None,
             },
         )
         .unwrap()
@@ -208,6 +210,7 @@ fn each_decoder_takes_its_own_default_step_count() {
                 decoder,
                 steps,
                 progress: false,
+                realism: None,
             },
         )
         .unwrap()
@@ -239,6 +242,7 @@ fn corrupt_files_never_panic() {
             decoder: DecoderKind::Ode,
             steps: Some(2),
             progress: false,
+            realism: None,
         };
         common::corrupt::check(&bytes, 300, |b| c.decode(b, &opts).map(drop));
     }

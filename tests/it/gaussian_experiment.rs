@@ -41,6 +41,20 @@ fn quick_gaussian_experiment_tracks_theory() {
         top.mse_f,
         top.mse_f_theory
     );
+    // the realism knob: MSE at each R within 5 % of its closed form ((1 + R²)·mmse for A)
+    for q in &top.realism {
+        for (m, t, what) in [
+            (q.mse_a, q.mse_a_theory, "A"),
+            (q.mse_f, q.mse_f_theory, "F"),
+        ] {
+            assert!(
+                (m / t - 1.0).abs() < 0.05,
+                "{what} at R = {}: {m} vs {t}",
+                q.r
+            );
+        }
+    }
+    assert_eq!(top.realism.first().unwrap().r, 0.0);
     assert!(
         top.mse_f / top.mse_a < 0.56,
         "F/A = {}",

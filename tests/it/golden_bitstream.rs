@@ -60,6 +60,7 @@ fn decode(c: &DiffC, bytes: &[u8]) -> Decoded {
             decoder,
             steps: Some(6),
             progress: false,
+            realism: None,
         };
         let img = c.decode(bytes, &opts).unwrap();
         let u8s: Vec<u8> = img
@@ -144,6 +145,7 @@ fn latent_diffc_matches_its_committed_bitstream() {
             decoder: DecoderKind::Ode,
             steps: Some(4),
             progress: false,
+            realism: None,
         };
         let px = c.decode(bytes, &opts).unwrap().data;
         (z, px)

@@ -263,6 +263,7 @@ fn hfd_decoding_is_deterministic_and_checks_its_refiner() {
             decoder,
             steps: Some(3),
             progress: false,
+            realism: None,
         };
         let a = pool(1).install(|| hfd.decode(&bytes, &opts).unwrap());
         let b = pool(2).install(|| hfd.decode(&bytes, &opts).unwrap());

@@ -16,4 +16,5 @@ mod pfr_statistics;
 mod refiner_parity;
 mod sd_codec;
 mod sd_parity;
+mod truncate;
 mod unet_parity;

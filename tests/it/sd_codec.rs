@@ -75,6 +75,7 @@ fn latent_diffc_round_trips_within_budget_and_decodes_deterministically() {
                 decoder,
                 steps: Some(4),
                 progress: false,
+                realism: None,
             };
             let a = pool(1).install(|| c.decode(&bytes, &opts).unwrap());
             let b = pool(2).install(|| c.decode(&bytes, &opts).unwrap());
