@@ -12,7 +12,10 @@ use crate::error::FormatError;
 type Result<T> = std::result::Result<T, FormatError>;
 
 pub const MAGIC: [u8; 2] = *b"DF";
-pub const VERSION: u8 = 1;
+/// Format version. 2: a PFR candidate's rejected ziggurat draws are resolved after all of
+/// its words (what lets the encoder generate and score candidates in one pass); version-1
+/// files are refused with [`FormatError::UnsupportedVersion`].
+pub const VERSION: u8 = 2;
 
 /// Which codec wrote the body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

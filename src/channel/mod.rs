@@ -4,6 +4,7 @@
 //!
 //! Both sides know the step's quantised KL (`kl_code`, sent in the file) and the shared
 //! seed; from those alone they build identical chunk plans and probability tables.
+pub mod lanes;
 pub mod pfr;
 pub mod uq;
 

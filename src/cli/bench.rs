@@ -3,18 +3,17 @@ use anyhow::Result;
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
-    /// Reverse-channel-coding throughput: reference vs fast PFR scorer.
+    /// Reverse-channel-coding throughput: the raw ChaCha8 stream, the candidate generator, and
+    /// the reference and fast PFR scorers per chunk size, on 1 thread and on every thread.
     Rcc {
         #[arg(long)]
         json: bool,
-        /// Dimensions per chunk.
-        #[arg(long, default_value_t = 64)]
-        chunk_dims: usize,
-        /// log2 of the candidate count.
-        #[arg(long, default_value_t = 12)]
-        log2k: u32,
-        #[arg(long, default_value_t = 8)]
-        chunks: usize,
+        /// Dimensions per chunk (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "64,1024,16384")]
+        chunk_dims: Vec<usize>,
+        /// log2 of the candidate·dims each scorer scores per chunk size.
+        #[arg(long, default_value_t = 26)]
+        log2_work: u32,
     },
 }
 
@@ -26,23 +25,35 @@ pub fn run(c: Cmd, device: crate::device::DeviceKind) -> Result<()> {
         Cmd::Rcc {
             json,
             chunk_dims,
-            log2k,
-            chunks,
+            log2_work,
         } => {
-            let r = crate::experiment::rcc_bench::run(chunk_dims, log2k, chunks);
+            if chunk_dims.is_empty() || chunk_dims.iter().any(|&d| d == 0 || d > 1 << 20) {
+                anyhow::bail!("--chunk-dims: each in 1..=1048576");
+            }
+            if !(10..=36).contains(&log2_work) {
+                anyhow::bail!("--log2-work must be in 10..=36, got {log2_work}");
+            }
+            let r = crate::experiment::rcc_bench::run(&chunk_dims, 1 << log2_work)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                for b in &r.results {
+                for t in &r.runs {
                     println!(
-                        "{:>10}: {:.3e} candidate·dims/s ({:.2} s)",
-                        b.scorer, b.candidate_dims_per_second, b.seconds
+                        "{} thread(s): ChaCha8 {:.3e} B/s, candidate words {:.3e}/s; normals {:.3e}/s plain, {:.3e}/s fused",
+                        t.threads,
+                        t.chacha8_bytes_per_second,
+                        t.candidate_words_per_second,
+                        t.normals_per_second_plain,
+                        t.normals_per_second_fused
                     );
+                    for b in &t.scorers {
+                        println!(
+                            "  {:>9} {:>6} dims: {:.3e} candidate·dims/s ({:.2} s)",
+                            b.scorer, b.chunk_dims, b.candidate_dims_per_second, b.seconds
+                        );
+                    }
                 }
-                println!(
-                    "speedup {:.2}× on {} threads; identical choices: {}",
-                    r.speedup, r.threads, r.identical_choices
-                );
+                println!("identical choices: {}", r.identical_choices);
             }
             Ok(())
         }

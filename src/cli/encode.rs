@@ -155,6 +155,29 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
             100.0 * st.truncated as f64 / st.chunks.max(1) as f64
         );
     }
+    if !a.quiet {
+        // coded bits per channel: each step's growth of the whole file
+        let (mut kl, mut coded) = ([0.0f64; 2], [0.0f64; 2]);
+        for w in recs.windows(2) {
+            let ch = match w[1].channel {
+                Some(ChannelKind::Uq) => 1,
+                Some(_) => 0,
+                None => continue,
+            };
+            kl[ch] += w[1].kl_bits;
+            coded[ch] += 8.0 * (w[1].file.len() as f64 - w[0].file.len() as f64);
+        }
+        for (name, i) in [("PFR", 0), ("UQ", 1)] {
+            if kl[i] > 0.0 {
+                eprintln!(
+                    "{name} steps: coded {:.0} bits for Σ step KL {:.1} bits ({:.3}×)",
+                    coded[i],
+                    kl[i],
+                    coded[i] / kl[i]
+                );
+            }
+        }
+    }
     let last = recs.last().expect("at least the empty record");
     let bytes = &last.file;
     write_atomic(&a.output, bytes)?;

@@ -38,7 +38,7 @@ pub struct DiffcParams {
 }
 
 impl Default for DiffcParams {
-    /// The defaults implied by format version 1.
+    /// The defaults implied by the format version ([`crate::container::VERSION`]).
     fn default() -> Self {
         DiffcParams {
             schedule: Schedule::LinearLogSnr {
@@ -134,7 +134,7 @@ pub fn default_decode_steps(decoder: DecoderKind) -> usize {
 }
 
 impl DiffcParams {
-    /// The version-1 defaults for an image of `shape` (what a file without params means).
+    /// The format version's defaults for an image of `shape` (what a file without params means).
     pub fn for_shape(shape: Shape) -> Self {
         let mut p = Self::default();
         if shape.len() > LARGE_IMAGE_DIMS {

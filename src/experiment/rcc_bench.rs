@@ -1,6 +1,9 @@
-//! Throughput of the PFR candidate scorers (reference vs fast), in candidate·dims per second.
+//! Throughput of PFR candidate search, measured in one run: the raw ChaCha8 stream, the
+//! candidate normal generator, and the reference and fused scorers (candidate·dims per
+//! second) at several chunk sizes, on 1 thread and on every thread.
 use crate::channel::pfr::{Coefs, Scorer, select};
-use crate::rng::{Purpose, Stream};
+use crate::rng::{NormalSink, Purpose, Stream};
+use rayon::prelude::*;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -13,75 +16,176 @@ pub struct ScorerBench {
     pub candidate_dims_per_second: f64,
 }
 
+/// Everything measured on one thread count.
+#[derive(Debug, Serialize)]
+pub struct ThreadBench {
+    pub threads: usize,
+    /// The bare ChaCha8 stream (`fill_bytes`), all threads together.
+    pub chacha8_bytes_per_second: f64,
+    /// Candidate normals per second: the plain generator and the fused block generator.
+    pub normals_per_second_plain: f64,
+    pub normals_per_second_fused: f64,
+    /// The fused generator's random words alone: a fresh stream per 1,024-dim candidate.
+    pub candidate_words_per_second: f64,
+    pub scorers: Vec<ScorerBench>,
+    /// fast / reference candidate·dims per second, per chunk size (same order as `chunk_dims`).
+    pub fast_over_reference: Vec<f64>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct RccBench {
-    pub threads: usize,
-    pub results: Vec<ScorerBench>,
-    /// fast / reference throughput, measured in this run.
-    pub speedup: f64,
+    pub chunk_dims: Vec<usize>,
+    pub runs: Vec<ThreadBench>,
+    /// Both scorers chose the same candidate in every chunk of every run.
     pub identical_choices: bool,
-    /// Normals per second on one thread: the f64 ziggurat (one per 64-bit draw) and the
-    /// f32 candidate generator (two per draw), and their ratio, measured in this run.
-    pub normals_per_second_f64: f64,
-    pub normals_per_second_fast: f64,
-    pub generator_speedup: f64,
+    /// Fused scorer's candidate·dims/s ÷ (ChaCha8 32-bit words/s) at the largest thread
+    /// count and each chunk size: 1.0 would be one normal scored per random word at the
+    /// stream's own speed.
+    pub fast_over_stream_words: Vec<f64>,
 }
 
-pub fn run(chunk_dims: usize, log2k: u32, chunks: usize) -> RccBench {
-    let mut s = Stream::new(0, Purpose::Experiment, 2, 0, 0);
-    let ms: Vec<Vec<f32>> = (0..chunks)
-        .map(|_| (0..chunk_dims).map(|_| (s.normal() * 0.3) as f32).collect())
-        .collect();
-    let k = (1u64 << log2k) - 1;
-    let mut results = Vec::new();
-    let mut picks = Vec::new();
-    for (name, scorer) in [("reference", Scorer::Reference), ("fast", Scorer::Fast)] {
-        let t = std::time::Instant::now();
-        let p: Vec<u64> = ms
-            .iter()
-            .enumerate()
-            .map(|(j, m)| select(scorer, 1, 0, j as u64, &Coefs { a: m, b: None }, k).0)
-            .collect();
-        let secs = t.elapsed().as_secs_f64();
-        picks.push(p);
-        results.push(ScorerBench {
-            scorer: name,
-            chunk_dims,
-            candidates: k,
-            chunks,
-            seconds: secs,
-            candidate_dims_per_second: (k as f64 * chunk_dims as f64 * chunks as f64) / secs,
+/// Runs the bench with about `work` candidate·dims per scorer and chunk size.
+pub fn run(chunk_dims: &[usize], work: u64) -> anyhow::Result<RccBench> {
+    let all = rayon::current_num_threads();
+    let mut threads = vec![1];
+    if all > 1 {
+        threads.push(all);
+    }
+    let mut identical = true;
+    let mut runs = Vec::new();
+    for &t in &threads {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
+        let run = pool.install(|| {
+            let (plain, fused, words) = generator_rates(t, 1 << 24);
+            let mut scorers = Vec::new();
+            let mut ratio = Vec::new();
+            for &d in chunk_dims {
+                let (r, rp) = scorer_bench(Scorer::Reference, d, work);
+                let (f, fp) = scorer_bench(Scorer::Fast, d, work);
+                identical &= rp == fp;
+                ratio.push(f.candidate_dims_per_second / r.candidate_dims_per_second);
+                scorers.push(r);
+                scorers.push(f);
+            }
+            ThreadBench {
+                threads: t,
+                chacha8_bytes_per_second: chacha_rate(t, 1 << 28),
+                normals_per_second_plain: plain,
+                normals_per_second_fused: fused,
+                candidate_words_per_second: words,
+                scorers,
+                fast_over_reference: ratio,
+            }
         });
+        runs.push(run);
     }
-    let (slow, fast) = generator_rates(1 << 24);
-    RccBench {
-        threads: rayon::current_num_threads(),
-        normals_per_second_f64: slow,
-        normals_per_second_fast: fast,
-        generator_speedup: fast / slow,
-        speedup: results[1].candidate_dims_per_second / results[0].candidate_dims_per_second,
-        identical_choices: picks[0] == picks[1],
-        results,
+    let last = runs.last().expect("one run at least");
+    let words = last.chacha8_bytes_per_second / 4.0;
+    let fast_over_stream_words = last
+        .scorers
+        .iter()
+        .filter(|s| s.scorer == "fast")
+        .map(|s| s.candidate_dims_per_second / words)
+        .collect();
+    Ok(RccBench {
+        chunk_dims: chunk_dims.to_vec(),
+        runs,
+        identical_choices: identical,
+        fast_over_stream_words,
+    })
+}
+
+/// One scorer on chunks of `d` dims, K chosen so chunks·K·d ≈ `work`: (result, winners).
+fn scorer_bench(scorer: Scorer, d: usize, work: u64) -> (ScorerBench, Vec<u64>) {
+    let chunks = if d <= 1024 { 8 } else { 2 };
+    let k = (work / (chunks as u64 * d as u64)).max(1);
+    let mut s = Stream::new(0, Purpose::Experiment, 2, d as u64, 0);
+    let ms: Vec<Vec<f32>> = (0..chunks)
+        .map(|_| (0..d).map(|_| (s.normal() * 0.3) as f32).collect())
+        .collect();
+    let t = std::time::Instant::now();
+    let picks: Vec<u64> = ms
+        .iter()
+        .enumerate()
+        .map(|(j, m)| select(scorer, 1, 0, j as u64, &Coefs { a: m, b: None }, k).0)
+        .collect();
+    let secs = t.elapsed().as_secs_f64();
+    let name = match scorer {
+        Scorer::Reference => "reference",
+        Scorer::Fast => "fast",
+    };
+    let bench = ScorerBench {
+        scorer: name,
+        chunk_dims: d,
+        candidates: k,
+        chunks,
+        seconds: secs,
+        candidate_dims_per_second: (k as f64 * d as f64 * chunks as f64) / secs,
+    };
+    (bench, picks)
+}
+
+/// Bytes per second of `threads` bare ChaCha8 streams filling `bytes` bytes each.
+fn chacha_rate(threads: usize, bytes: usize) -> f64 {
+    let t = std::time::Instant::now();
+    let sink: u64 = (0..threads as u64)
+        .into_par_iter()
+        .map(|j| {
+            let mut s = Stream::new(0, Purpose::Experiment, 4, j, 0);
+            let mut buf = vec![0u32; 1 << 14];
+            let mut x = 0u64;
+            for _ in 0..bytes / (4 << 14) {
+                s.fill_words(&mut buf);
+                x ^= buf[3] as u64;
+            }
+            x
+        })
+        .sum();
+    std::hint::black_box(sink);
+    (threads * bytes) as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Sums what it is given (keeps the fused generator's output alive).
+struct SumSink(f32);
+impl NormalSink for SumSink {
+    fn block(&mut self, _off: usize, xs: &[f32]) {
+        self.0 += xs[0];
+    }
+    fn fix(&mut self, _i: usize, x: f32) {
+        self.0 += x;
     }
 }
 
-/// (f64 ziggurat, fast f32 generator) normals per second over `n` draws each.
-fn generator_rates(n: usize) -> (f64, f64) {
-    let mut buf = vec![0f32; 4096];
-    let mut sink = 0f32;
-    let mut s = Stream::new(0, Purpose::Experiment, 3, 0, 0);
-    let t = std::time::Instant::now();
-    for _ in 0..n / buf.len() {
-        s.fill_normal(&mut buf);
-        sink += buf[7];
-    }
-    let slow = n as f64 / t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    for _ in 0..n / buf.len() {
-        s.fill_normal_fast(&mut buf);
-        sink += buf[7];
-    }
-    let fast = n as f64 / t.elapsed().as_secs_f64();
-    std::hint::black_box(sink);
-    (slow, fast)
+/// (plain, fused, words only) candidate normals per second over `threads` × `n` draws, in
+/// candidate-sized pieces of 1,024 (each from its own stream, as in the search).
+fn generator_rates(threads: usize, n: usize) -> (f64, f64, f64) {
+    const D: usize = 1024;
+    let per = |mode: u8| {
+        let t = std::time::Instant::now();
+        let sink: f32 = (0..threads as u64)
+            .into_par_iter()
+            .map(|j| {
+                let (mut buf, mut scratch, mut sum) = (vec![0f32; D], Vec::new(), SumSink(0.0));
+                let mut words = vec![0u32; D];
+                for c in 0..(n / D) as u64 {
+                    let mut s = Stream::new(0, Purpose::Experiment, 3, j, c);
+                    match mode {
+                        0 => {
+                            s.fill_normal_fast(&mut buf);
+                            sum.0 += buf[7];
+                        }
+                        1 => s.candidate_normals(D, &mut sum, &mut scratch),
+                        _ => {
+                            s.fill_words(&mut words);
+                            sum.0 += words[7] as f32;
+                        }
+                    }
+                }
+                sum.0
+            })
+            .sum();
+        std::hint::black_box(sink);
+        (threads * n) as f64 / t.elapsed().as_secs_f64()
+    };
+    (per(0), per(1), per(2))
 }

@@ -310,17 +310,23 @@ fn bench_rcc_reports_both_scorers() {
         "bench",
         "rcc",
         "--json",
-        "--log2k",
-        "8",
-        "--chunks",
-        "2",
+        "--log2-work",
+        "14",
         "--chunk-dims",
-        "16",
+        "16,64",
     ]));
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["identical_choices"], true);
-    assert_eq!(v["results"].as_array().unwrap().len(), 2);
+    let runs = v["runs"].as_array().unwrap();
+    assert!(!runs.is_empty() && runs[0]["threads"] == 1);
+    for r in runs {
+        assert_eq!(r["scorers"].as_array().unwrap().len(), 4);
+        assert!(r["chacha8_bytes_per_second"].as_f64().unwrap() > 0.0);
+        assert!(r["normals_per_second_fused"].as_f64().unwrap() > 0.0);
+    }
+    let o = run(bin().args(["bench", "rcc", "--chunk-dims", "0"]));
+    assert!(!o.status.success() && stderr(&o).contains("--chunk-dims"));
 }
 
 /// `--codec hfd-mse` and `--codec hfd` through the binary: round trips, `info`, and clear
