@@ -64,6 +64,9 @@ pub struct EvalConfig {
     pub inception_weights: Option<PathBuf>,
     pub save_images: bool,
     pub jobs: Option<usize>,
+    /// The decoders' pixel limit ([`crate::codec::DecodeOptions::max_pixels`]; default
+    /// [`crate::codec::DEFAULT_MAX_PIXELS`]): larger images' rows fail with that error.
+    pub max_pixels: u64,
     pub progress: bool,
     /// Where the networks (codecs and the feature network) run.
     pub device: crate::device::DeviceKind,
@@ -325,7 +328,12 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     let codecs: Vec<(String, codecs::Made)> = cfg
         .codecs
         .iter()
-        .map(|n| codecs::make(n, cfg.model.as_deref(), &device).map(|m| (n.clone(), m)))
+        .map(|n| {
+            codecs::make(n, cfg.model.as_deref(), &device).map(|mut m| {
+                m.opts.max_pixels = cfg.max_pixels;
+                (n.clone(), m)
+            })
+        })
         .collect::<Result<_>>()?;
 
     let csv_path = cfg.out.join("results.csv");
@@ -438,8 +446,11 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                             use std::io::Write;
                             let line = row_line(&row)?;
                             let mut f = writer.lock().unwrap();
-                            f.write_all(line.as_bytes())?;
-                            f.flush()?;
+                            // one whole line or none, even on SIGINT
+                            crate::interrupt::critical(|| {
+                                f.write_all(line.as_bytes())?;
+                                f.flush()
+                            })?;
                         }
                         Err(e) => {
                             let msg = format!("{name} × {cname} @ {t} bpp: {e:#}");
