@@ -187,8 +187,18 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // A last line without its newline was cut short by a kill (SIGKILL; SIGINT waits for the
+    // line): drop it even if what is left parses, since a number in it may be cut short.
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        eprintln!(
+            "warning: dropping the unterminated last line of {}",
+            path.display()
+        );
+        bytes.truncate(keep);
+    }
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
     let mut rows = Vec::new();
     for rec in r.deserialize() {
         match rec {
