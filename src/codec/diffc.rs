@@ -654,10 +654,18 @@ impl DiffC {
         Ok((records, cuts, t0.elapsed().as_secs_f64() - bisecting))
     }
 
-    /// Parses and checks a file (container, header, params, model) before any model work.
+    /// Parses and checks a file (container, header, params, model) before any model work,
+    /// within the default decode limits ([`super::DEFAULT_MAX_PIXELS`]).
     pub fn parse(&self, bytes: &[u8]) -> Result<Parsed> {
+        self.parse_within(bytes, super::DEFAULT_MAX_PIXELS)
+    }
+
+    /// [`DiffC::parse`] for files of at most `max_pixels` pixels whose trajectory passes
+    /// [`super::check_trajectory`].
+    pub fn parse_within(&self, bytes: &[u8], max_pixels: u64) -> Result<Parsed> {
         let f = File::from_bytes(bytes)?;
         f.codec.expect(CodecId::DiffC)?;
+        super::check_pixels(f.width, f.height, max_pixels)?;
         if f.model_fp != self.model.fingerprint() as u16 {
             return Err(FormatError::WrongModel {
                 what: "model",
@@ -709,14 +717,16 @@ impl DiffC {
             .into());
         }
         let payload_start = cur.pos;
-        Ok(Parsed {
+        let parsed = Parsed {
             image,
             latent,
             header,
             params,
             seed: f.seed,
             payload: f.body[payload_start..].to_vec(),
-        })
+        };
+        check_limits(&parsed, max_pixels)?;
+        Ok(parsed)
     }
 
     /// Parses and checks a file, rebuilding the communicated latent, within the default
@@ -729,8 +739,7 @@ impl DiffC {
     /// passes [`super::check_trajectory`]: larger ones are refused before the latent is
     /// allocated, and a step whose UQ tables would exceed [`MAX_UQ_SCALE`] before they are built.
     pub fn decode_latent_within(&self, bytes: &[u8], max_pixels: u64) -> Result<Latent> {
-        let parsed = self.parse(bytes)?;
-        check_limits(&parsed, max_pixels)?;
+        let parsed = self.parse_within(bytes, max_pixels)?;
         let Parsed {
             image,
             latent: shape,

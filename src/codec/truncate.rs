@@ -267,7 +267,6 @@ impl DiffC {
     pub fn truncate(&self, bytes: &[u8], cut: Cut) -> Result<Vec<u8>> {
         check_cut(cut)?;
         let parsed = self.parse(bytes)?;
-        super::diffc::check_limits(&parsed, super::DEFAULT_MAX_PIXELS)?;
         let z = vec![0f32; parsed.latent.len()];
         let lmin = parsed.params.schedule.lmin();
         if self.model.posterior_var(&z, parsed.latent, lmin).is_some() {
