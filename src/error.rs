@@ -43,6 +43,16 @@ pub enum FormatError {
     },
     #[error("corrupt .dfc file: {field}: {detail}")]
     Corrupt { field: &'static str, detail: String },
+    /// A legal file that asks for more than the decoder's limits allow (a decompression bomb,
+    /// or a genuinely large image): refused before any large allocation or model work.
+    #[error("{what} {value} exceeds the decode limit of {limit} {unit} (--max-pixels raises it)")]
+    OverLimit {
+        /// What the file declares (`image size 8000×8000 =`, …).
+        what: String,
+        value: u64,
+        limit: u64,
+        unit: &'static str,
+    },
 }
 
 impl FormatError {

@@ -167,7 +167,13 @@ pub fn save_png(img: &Image, path: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` through a temporary file and rename, so no reader ever sees a
-/// half-written output; `-` writes to stdout.
+/// half-written output; `-` writes to stdout. The temporary file is registered with
+/// [`crate::interrupt`], so a SIGINT or SIGTERM meanwhile removes it (and never comes between
+/// the rename and the unregistering): an interrupted command leaves neither the output nor a
+/// stray temporary file.
+///
+/// Test hook: with `DIFFC_TEST_WRITE_PAUSE_MS=N` in the environment, the write pauses N ms
+/// between the finished temporary file and the rename (tests interrupt it there).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     if path.as_os_str() == "-" {
@@ -180,12 +186,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let (mut tmp, reg) = crate::interrupt::critical(|| -> Result<_> {
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let reg = crate::interrupt::register(tmp.path());
+        Ok((tmp, reg))
+    })?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all().ok();
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(ms) = std::env::var("DIFFC_TEST_WRITE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    crate::interrupt::critical(move || {
+        let r = tmp.persist(path);
+        drop(reg);
+        r
+    })
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

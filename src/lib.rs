@@ -1,7 +1,7 @@
 //! diffc: diffusion-based realism image codecs.
 //!
 //! Data flows one way: `cli` → `eval` → `codec` → `sampler` → {`denoiser`, `channel`} → leaves
-//! (`rng`, `schedule`, `entropy`, `container`, `image_io`, `nn`, `metrics`).
+//! (`rng`, `schedule`, `entropy`, `container`, `image_io`, `interrupt`, `nn`, `metrics`).
 
 // `!(x > 0.0)` is how this crate refuses NaN along with the out-of-range values.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -19,6 +19,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod image_io;
+pub mod interrupt;
 pub mod metrics;
 pub mod nn;
 pub mod progress;
@@ -39,6 +40,7 @@ mod layering {
         "entropy",
         "error",
         "image_io",
+        "interrupt",
         "metrics",
         "nn",
         "progress",

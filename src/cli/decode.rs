@@ -42,6 +42,11 @@ pub struct Args {
     /// Stable Diffusion models: float type of the networks (f16/bf16 where the device has them).
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: super::encode::SdDtype,
+    /// Refuse files that declare more pixels than this (default 8388608 = 2^23, e.g.
+    /// 2048×2048 or 3840×2160), or a longer DiffC trajectory than 64 steps at that size,
+    /// before any large allocation: a few bytes can declare a legal 64-Mpixel image.
+    #[arg(long, value_name = "N", default_value_t = crate::codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -49,6 +54,8 @@ pub struct Args {
 pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let bytes = super::read_input(&a.input)?;
     let f = File::from_bytes(&bytes)?;
+    // before the model is loaded, so a decompression bomb costs nothing
+    crate::codec::check_pixels(f.width, f.height, a.max_pixels)?;
     if let Some(r) = a.realism {
         crate::codec::check_realism(r)?;
     }
@@ -65,6 +72,10 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
         ..Options::default()
     };
     let built = registry::build(&spec, &opts, &dev)?;
-    let img = built.codec.decode(&bytes, &built.decode)?;
+    let dopts = crate::codec::DecodeOptions {
+        max_pixels: a.max_pixels,
+        ..built.decode
+    };
+    let img = built.codec.decode(&bytes, &dopts)?;
     save_png(&img, &a.output)
 }

@@ -82,6 +82,9 @@ pub struct RunArgs {
     /// in this pool too, so `--jobs 1` means one core, not one image at a time on all cores.
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// The decoders' pixel limit (as `diffc decode --max-pixels`).
+    #[arg(long, value_name = "N", default_value_t = crate::codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -129,6 +132,7 @@ pub fn run(args: EvalArgs, device: crate::device::DeviceKind) -> Result<()> {
         inception_weights: a.inception,
         save_images: a.save_images,
         jobs: a.jobs,
+        max_pixels: a.max_pixels,
         progress: !a.quiet,
         device,
     };

@@ -20,6 +20,10 @@ pub struct Args {
     /// List the codec spec names instead.
     #[arg(long)]
     pub codecs: bool,
+    /// DiffC: list the cut points only of files of at most this many pixels (as `diffc decode
+    /// --max-pixels`); the header of a larger file is still shown.
+    #[arg(long, value_name = "N", default_value_t = crate::codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 pub fn run(a: Args, device: DeviceKind) -> Result<()> {
@@ -74,12 +78,22 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
             }
             v["space"] = space.to_string().into();
             // where the file can be cut (`diffc truncate`): [step, bytes, bpp] per whole step
-            let cuts = crate::codec::truncate::cut_points(&bytes)?;
-            v["cuts"] = cuts
-                .iter()
-                .map(|c| serde_json::json!([c.step, c.bytes, c.bpp]))
-                .collect::<Vec<_>>()
-                .into();
+            match crate::codec::truncate::cut_points_within(&bytes, a.max_pixels) {
+                Ok(cuts) => {
+                    v["cuts"] = cuts
+                        .iter()
+                        .map(|c| serde_json::json!([c.step, c.bytes, c.bpp]))
+                        .collect::<Vec<_>>()
+                        .into()
+                }
+                Err(crate::error::Error::Format(
+                    e @ crate::error::FormatError::OverLimit { .. },
+                )) => {
+                    v["cuts"] = serde_json::Value::Null;
+                    v["cuts_skipped"] = e.to_string().into();
+                }
+                Err(e) => return Err(e.into()),
+            }
             if let Some(p) = params {
                 v["steps"] = p.steps.into();
                 v["schedule"] = format!("{:?}", p.schedule).into();

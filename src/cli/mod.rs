@@ -48,6 +48,8 @@ enum Command {
 /// Parses arguments, runs the command, prints errors as one clear message, exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SIGINT/SIGTERM remove this run's temporary files before the process ends
+    crate::interrupt::install();
     let res = match cli.cmd {
         Command::Encode(a) => encode::run(a, cli.device),
         Command::Decode(a) => decode::run(a, cli.device),

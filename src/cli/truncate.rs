@@ -1,6 +1,6 @@
 //! `diffc truncate`.
 use crate::codec::RateTarget;
-use crate::codec::truncate::{Cut, check_cut, truncate};
+use crate::codec::truncate::{Cut, check_cut, truncate_within};
 use crate::image_io::write_atomic;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ pub struct Args {
     /// Keep exactly N whole steps (`step:N`; see `diffc info` for the sizes).
     #[arg(long, conflicts_with = "bpp")]
     pub stop: Option<String>,
+    /// Refuse files that declare more pixels than this (as `diffc decode --max-pixels`).
+    #[arg(long, value_name = "N", default_value_t = crate::codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -34,7 +37,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     check_cut(cut)?;
     let bytes = super::read_input(&a.input)?;
-    let out = truncate(&bytes, cut)?;
+    let out = truncate_within(&bytes, cut, a.max_pixels)?;
     write_atomic(&a.output, &out)?;
     if !a.quiet {
         let f = crate::container::File::from_bytes(&out)?;

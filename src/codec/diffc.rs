@@ -654,10 +654,18 @@ impl DiffC {
         Ok((records, cuts, t0.elapsed().as_secs_f64() - bisecting))
     }
 
-    /// Parses and checks a file (container, header, params, model) before any model work.
+    /// Parses and checks a file (container, header, params, model) before any model work,
+    /// within the default decode limits ([`super::DEFAULT_MAX_PIXELS`]).
     pub fn parse(&self, bytes: &[u8]) -> Result<Parsed> {
+        self.parse_within(bytes, super::DEFAULT_MAX_PIXELS)
+    }
+
+    /// [`DiffC::parse`] for files of at most `max_pixels` pixels whose trajectory passes
+    /// [`super::check_trajectory`].
+    pub fn parse_within(&self, bytes: &[u8], max_pixels: u64) -> Result<Parsed> {
         let f = File::from_bytes(bytes)?;
         f.codec.expect(CodecId::DiffC)?;
+        super::check_pixels(f.width, f.height, max_pixels)?;
         if f.model_fp != self.model.fingerprint() as u16 {
             return Err(FormatError::WrongModel {
                 what: "model",
@@ -709,19 +717,29 @@ impl DiffC {
             .into());
         }
         let payload_start = cur.pos;
-        Ok(Parsed {
+        let parsed = Parsed {
             image,
             latent,
             header,
             params,
             seed: f.seed,
             payload: f.body[payload_start..].to_vec(),
-        })
+        };
+        check_limits(&parsed, max_pixels)?;
+        Ok(parsed)
     }
 
-    /// Parses and checks a file, rebuilding the communicated latent.
+    /// Parses and checks a file, rebuilding the communicated latent, within the default
+    /// decode limits ([`super::DEFAULT_MAX_PIXELS`]).
     pub fn decode_latent(&self, bytes: &[u8]) -> Result<Latent> {
-        let parsed = self.parse(bytes)?;
+        self.decode_latent_within(bytes, super::DEFAULT_MAX_PIXELS)
+    }
+
+    /// [`DiffC::decode_latent`] for files of at most `max_pixels` pixels, whose trajectory
+    /// passes [`super::check_trajectory`]: larger ones are refused before the latent is
+    /// allocated, and a step whose UQ tables would exceed [`MAX_UQ_SCALE`] before they are built.
+    pub fn decode_latent_within(&self, bytes: &[u8], max_pixels: u64) -> Result<Latent> {
+        let parsed = self.parse_within(bytes, max_pixels)?;
         let Parsed {
             image,
             latent: shape,
@@ -758,6 +776,7 @@ impl DiffC {
             let delta = r.symbol(&code_table)? as i32 - 255;
             code = u8::try_from(code as i32 + delta)
                 .map_err(|_| FormatError::corrupt("payload", "bad step KL code"))?;
+            check_step_kl(code, d, &params)?;
             let (mu_p, _, c) = reverse_mean(&*self.model, &z, shape, grid[i], grid[i + 1])?;
             let sd = proposal_sd(&*self.model, &z, shape, grid[i], &c)?;
             let p = Proposal {
@@ -869,6 +888,44 @@ impl DiffC {
     }
 }
 
+/// Largest UQ prior scale s (in units of the step width Δ) a decoder builds tables for: a
+/// step's tables hold 32 × (16·s + 5) entries and cost about 500·s erfc calls, so a step
+/// whose KL code asks for more (a KL of 6·s²/ln 2 ≈ 35,000 bits per dimension, far beyond
+/// what an image's step carries: the whole trajectory carries under 40 bits per dimension)
+/// is corruption, refused before its tables are built.
+pub const MAX_UQ_SCALE: f64 = 64.0;
+
+/// Checks a parsed file against the decode limits: its pixels and its trajectory's work.
+pub fn check_limits(p: &Parsed, max_pixels: u64) -> Result<(), FormatError> {
+    super::check_pixels(p.image.w as u32, p.image.h as u32, max_pixels)?;
+    let steps = p.header.stop as u64 + (p.header.frac > 0) as u64;
+    super::check_trajectory(p.image.pixels() as u64, steps, max_pixels)
+}
+
+/// Refuses a step whose KL `code` over `dims` dimensions would make its UQ tables larger than
+/// [`MAX_UQ_SCALE`] allows (a PFR step's cost does not grow with its KL: its chunk count is
+/// at most `dims` and its decoder draws one candidate per chunk).
+pub(crate) fn check_step_kl(
+    code: u8,
+    dims: usize,
+    params: &DiffcParams,
+) -> Result<(), FormatError> {
+    let kl = code_to_kl(code);
+    if code == 0 || params.step_channel(kl, dims) != ChannelKind::Uq {
+        return Ok(());
+    }
+    let s = crate::channel::uq::prior_scale(kl, dims);
+    if s > MAX_UQ_SCALE {
+        return Err(FormatError::corrupt(
+            "payload",
+            format!(
+                "a UQ step of {kl:.0} bits over {dims} dimensions (prior scale {s:.0} > {MAX_UQ_SCALE})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Prior of the change of the step-KL code from one step to the next (range-coded
 /// before each step, ~2–3 bits instead of a byte).
 /// The byte budget of a `--bpp` target for an image of `shape`.
@@ -935,7 +992,7 @@ impl Codec for DiffC {
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         opts.realism()?;
-        let lat = self.decode_latent(bytes)?;
+        let lat = self.decode_latent_within(bytes, opts.max_pixels)?;
         let me = DiffC {
             progress: opts.progress,
             ..self.shallow()

@@ -166,6 +166,7 @@ impl Codec for Hfd {
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         let p = self.mse.parse(bytes, CodecId::Hfd)?;
+        super::check_pixels(p.file.width, p.file.height, opts.max_pixels)?;
         if p.header.refiner_fp != Some(self.refiner_fp()) {
             return Err(FormatError::WrongModel {
                 what: "refiner",

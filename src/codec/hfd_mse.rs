@@ -509,6 +509,7 @@ impl Codec for HfdMse {
             ));
         }
         let p = self.parse(bytes, CodecId::HfdMse)?;
+        super::check_pixels(p.file.width, p.file.height, opts.max_pixels)?;
         self.reconstruct(&p)
     }
 }

@@ -7,7 +7,7 @@ pub mod registry;
 pub mod space;
 pub mod truncate;
 
-use crate::error::{ParamError, Result};
+use crate::error::{FormatError, ParamError, Result};
 use crate::image_io::Image;
 
 /// How the encoder decides where to stop.
@@ -35,8 +35,49 @@ pub enum DecoderKind {
 /// use, and a bound on decode time.
 pub const MAX_DECODE_STEPS: usize = 10_000;
 
+/// The most pixels a decoder accepts unless told otherwise (`--max-pixels`,
+/// [`DecodeOptions::max_pixels`]): 8 Mpixel (2^23), so a 2048×2048 image and a 3840×2160 frame
+/// decode, while a few bytes that declare 8000×8000 (legal in the format, up to 64 Mpixel)
+/// are refused before the decoder allocates gigabytes and runs for hours.
+pub const DEFAULT_MAX_PIXELS: u64 = 1 << 23;
+
+/// A DiffC file may ask its decoder to rebuild at most this many trajectory steps per pixel
+/// of the pixel limit: pixels × steps ≤ max_pixels × 64. An image at the limit takes up to 64
+/// steps (the format's default is 24), a 256×256 one any legal count (4096).
+pub const STEPS_AT_PIXEL_LIMIT: u64 = 64;
+
+/// Refuses an image of `width`×`height` above `max_pixels` (before any allocation for it).
+pub fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), FormatError> {
+    let n = width as u64 * height as u64;
+    if n > max_pixels {
+        return Err(FormatError::OverLimit {
+            what: format!("image size {width}×{height} ="),
+            value: n,
+            limit: max_pixels,
+            unit: "pixels",
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a trajectory of `steps` steps over `pixels` pixels beyond
+/// `max_pixels × STEPS_AT_PIXEL_LIMIT` pixel-steps (one model call over the image each).
+pub fn check_trajectory(pixels: u64, steps: u64, max_pixels: u64) -> Result<(), FormatError> {
+    let limit = max_pixels.saturating_mul(STEPS_AT_PIXEL_LIMIT);
+    let work = pixels.saturating_mul(steps);
+    if work > limit {
+        return Err(FormatError::OverLimit {
+            what: format!("a trajectory of {steps} steps over {pixels} pixels ="),
+            value: work,
+            limit,
+            unit: "pixel-steps",
+        });
+    }
+    Ok(())
+}
+
 /// Options common to every decoder.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DecodeOptions {
     pub decoder: DecoderKind,
     /// Number of denoising steps from the stopping point to t = 0 (codec default if None).
@@ -46,6 +87,22 @@ pub struct DecodeOptions {
     /// Where the output lies between the posterior mean (0) and the decoder's sample (1);
     /// `None` means 1 (today's output). See [`realism_blend`].
     pub realism: Option<f64>,
+    /// The most pixels a file may declare ([`DEFAULT_MAX_PIXELS`] by default); a larger image,
+    /// or a DiffC trajectory beyond [`check_trajectory`], is a [`FormatError::OverLimit`]
+    /// before any large allocation.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            decoder: DecoderKind::default(),
+            steps: None,
+            progress: false,
+            realism: None,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
 }
 
 impl DecodeOptions {

@@ -250,6 +250,7 @@ pub fn build(spec: &CodecSpec, opts: &Options, device: &Device) -> Result<Built>
         steps: spec.steps,
         progress: opts.progress,
         realism: spec.realism,
+        ..DecodeOptions::default()
     };
     let mse = |name: Option<&str>| -> Result<HfdMse> {
         let mut c = HfdMse::load(name.unwrap_or(DEFAULT_MSE_MODEL), device)?;

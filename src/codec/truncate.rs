@@ -51,9 +51,10 @@ struct Source {
     payload: Vec<u8>,
 }
 
-fn read(bytes: &[u8]) -> Result<Source> {
+fn read(bytes: &[u8], max_pixels: u64) -> Result<Source> {
     let file = File::from_bytes(bytes)?;
     file.codec.expect(CodecId::DiffC)?;
+    super::check_pixels(file.width, file.height, max_pixels)?;
     if file.channels != 3 {
         return Err(FormatError::corrupt(
             "channels",
@@ -89,6 +90,11 @@ fn read(bytes: &[u8]) -> Result<Source> {
         )
         .into());
     }
+    super::check_trajectory(
+        image.pixels() as u64,
+        header.stop as u64 + (header.frac > 0) as u64,
+        max_pixels,
+    )?;
     let payload = cur.rest().to_vec();
     Ok(Source {
         dims: latent.len(),
@@ -137,6 +143,7 @@ impl Source {
             code = u8::try_from(code as i32 + s as i32 - 255)
                 .map_err(|_| FormatError::corrupt("payload", "bad step KL code"))?;
             w.symbol(s, &table)?;
+            super::diffc::check_step_kl(code, self.dims, &self.params)?;
             if code != 0 {
                 let ctx = StepCtx {
                     seed: self.file.seed,
@@ -161,7 +168,13 @@ impl Source {
 /// Where a DiffC file can be cut: the size of every whole-step prefix, from the header-only
 /// file (step 0) to the file's last whole step (its partial step, if any, is not a cut point).
 pub fn cut_points(bytes: &[u8]) -> Result<Vec<CutPoint>> {
-    let src = read(bytes)?;
+    cut_points_within(bytes, super::DEFAULT_MAX_PIXELS)
+}
+
+/// [`cut_points`] of a file of at most `max_pixels` pixels (the decoder's limits,
+/// [`super::DecodeOptions::max_pixels`]).
+pub fn cut_points_within(bytes: &[u8], max_pixels: u64) -> Result<Vec<CutPoint>> {
+    let src = read(bytes, max_pixels)?;
     let mut out = Vec::new();
     src.walk(|n, w| {
         let b = src.prefix_file(n, w.clone()).len();
@@ -181,8 +194,13 @@ pub fn cut_points(bytes: &[u8]) -> Result<Vec<CutPoint>> {
 /// model that reports a posterior variance cannot be cut without that model: use
 /// [`DiffC::truncate`], which refuses it.
 pub fn truncate(bytes: &[u8], cut: Cut) -> Result<Vec<u8>> {
+    truncate_within(bytes, cut, super::DEFAULT_MAX_PIXELS)
+}
+
+/// [`truncate`] of a file of at most `max_pixels` pixels.
+pub fn truncate_within(bytes: &[u8], cut: Cut, max_pixels: u64) -> Result<Vec<u8>> {
     check_cut(cut)?;
-    let src = read(bytes)?;
+    let src = read(bytes, max_pixels)?;
     let (stop, frac) = (src.header.stop, src.header.frac);
     let keep = match cut {
         Cut::Step(n) => {

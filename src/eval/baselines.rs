@@ -124,7 +124,8 @@ fn external_encode(
     ext: &str,
     build: impl Fn(&Path, &Path) -> Command,
 ) -> Result<Vec<u8>> {
-    let dir = tempfile::tempdir()?;
+    let dir = crate::interrupt::critical(tempfile::tempdir)?;
+    let _reg = crate::interrupt::register(dir.path());
     let inp = dir.path().join("in.png");
     let out = dir.path().join(format!("out.{ext}"));
     std::fs::write(&inp, img_png)?;
@@ -137,7 +138,8 @@ fn external_decode(
     ext: &str,
     build: impl Fn(&Path, &Path) -> Command,
 ) -> Result<Image> {
-    let dir = tempfile::tempdir()?;
+    let dir = crate::interrupt::critical(tempfile::tempdir)?;
+    let _reg = crate::interrupt::register(dir.path());
     let inp = dir.path().join(format!("in.{ext}"));
     let out = dir.path().join("out.png");
     std::fs::write(&inp, bytes)?;

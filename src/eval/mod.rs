@@ -64,6 +64,9 @@ pub struct EvalConfig {
     pub inception_weights: Option<PathBuf>,
     pub save_images: bool,
     pub jobs: Option<usize>,
+    /// The decoders' pixel limit ([`crate::codec::DecodeOptions::max_pixels`]; default
+    /// [`crate::codec::DEFAULT_MAX_PIXELS`]): larger images' rows fail with that error.
+    pub max_pixels: u64,
     pub progress: bool,
     /// Where the networks (codecs and the feature network) run.
     pub device: crate::device::DeviceKind,
@@ -184,8 +187,18 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // A last line without its newline was cut short by a kill (SIGKILL; SIGINT waits for the
+    // line): drop it even if what is left parses, since a number in it may be cut short.
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        eprintln!(
+            "warning: dropping the unterminated last line of {}",
+            path.display()
+        );
+        bytes.truncate(keep);
+    }
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
     let mut rows = Vec::new();
     for rec in r.deserialize() {
         match rec {
@@ -325,7 +338,12 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     let codecs: Vec<(String, codecs::Made)> = cfg
         .codecs
         .iter()
-        .map(|n| codecs::make(n, cfg.model.as_deref(), &device).map(|m| (n.clone(), m)))
+        .map(|n| {
+            codecs::make(n, cfg.model.as_deref(), &device).map(|mut m| {
+                m.opts.max_pixels = cfg.max_pixels;
+                (n.clone(), m)
+            })
+        })
         .collect::<Result<_>>()?;
 
     let csv_path = cfg.out.join("results.csv");
@@ -438,8 +456,11 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                             use std::io::Write;
                             let line = row_line(&row)?;
                             let mut f = writer.lock().unwrap();
-                            f.write_all(line.as_bytes())?;
-                            f.flush()?;
+                            // one whole line or none, even on SIGINT
+                            crate::interrupt::critical(|| {
+                                f.write_all(line.as_bytes())?;
+                                f.flush()
+                            })?;
                         }
                         Err(e) => {
                             let msg = format!("{name} × {cname} @ {t} bpp: {e:#}");

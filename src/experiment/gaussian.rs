@@ -265,6 +265,7 @@ pub fn run(cfg: &Config, progress: bool) -> Result<Report> {
                 steps: Some(cfg.decode_steps),
                 progress: false,
                 realism,
+                ..DecodeOptions::default()
             };
             // the posterior mean: the decoder at realism 0
             let xhat = codec.reconstruct(&z, l, shape, &opts(DecoderKind::Ode, Some(0.0)), 0)?;

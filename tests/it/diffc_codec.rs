@@ -128,6 +128,7 @@ fn files_never_exceed_the_budget_and_more_bits_means_less_error() {
                     steps: Some(10),
                     progress: false,
                     realism: None,
+                    ..DecodeOptions::default()
                 },
             )
             .unwrap();
@@ -186,6 +187,7 @@ fn both_decoders_are_deterministic_and_differ() {
                 steps: Some(8),
                 progress: false,
                 realism: None,
+                ..DecodeOptions::default()
             },
         )
         .unwrap()
@@ -211,6 +213,7 @@ fn each_decoder_takes_its_own_default_step_count() {
                 steps,
                 progress: false,
                 realism: None,
+                ..DecodeOptions::default()
             },
         )
         .unwrap()
@@ -243,6 +246,7 @@ fn corrupt_files_never_panic() {
             steps: Some(2),
             progress: false,
             realism: None,
+            ..DecodeOptions::default()
         };
         common::corrupt::check(&bytes, 300, |b| c.decode(b, &opts).map(drop));
     }

@@ -42,6 +42,7 @@ fn cfg(data: &Path, out: &Path, shard: Option<(usize, usize)>) -> EvalConfig {
         inception_weights: None,
         save_images: false,
         jobs: Some(2),
+        max_pixels: diffc::codec::DEFAULT_MAX_PIXELS,
         progress: false,
     }
 }

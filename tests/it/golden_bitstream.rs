@@ -61,6 +61,7 @@ fn decode(c: &DiffC, bytes: &[u8]) -> Decoded {
             steps: Some(6),
             progress: false,
             realism: None,
+            ..DecodeOptions::default()
         };
         let img = c.decode(bytes, &opts).unwrap();
         let u8s: Vec<u8> = img
@@ -146,6 +147,7 @@ fn latent_diffc_matches_its_committed_bitstream() {
             steps: Some(4),
             progress: false,
             realism: None,
+            ..DecodeOptions::default()
         };
         let px = c.decode(bytes, &opts).unwrap().data;
         (z, px)

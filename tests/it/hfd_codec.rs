@@ -264,6 +264,7 @@ fn hfd_decoding_is_deterministic_and_checks_its_refiner() {
             steps: Some(3),
             progress: false,
             realism: None,
+            ..DecodeOptions::default()
         };
         let a = pool(1).install(|| hfd.decode(&bytes, &opts).unwrap());
         let b = pool(2).install(|| hfd.decode(&bytes, &opts).unwrap());

@@ -9,6 +9,8 @@ mod eval_shards;
 mod gaussian_experiment;
 mod golden_bitstream;
 mod hfd_codec;
+mod interrupt;
+mod limits;
 mod metrics_fid;
 mod metrics_inception;
 mod metrics_ms_ssim;

@@ -76,6 +76,7 @@ fn latent_diffc_round_trips_within_budget_and_decodes_deterministically() {
                 steps: Some(4),
                 progress: false,
                 realism: None,
+                ..DecodeOptions::default()
             };
             let a = pool(1).install(|| c.decode(&bytes, &opts).unwrap());
             let b = pool(2).install(|| c.decode(&bytes, &opts).unwrap());
@@ -199,6 +200,7 @@ fn the_harness_runs_latent_diffc() {
         inception_weights: None,
         save_images: false,
         jobs: Some(2),
+        max_pixels: diffc::codec::DEFAULT_MAX_PIXELS,
         progress: false,
     };
     diffc::eval::run(&cfg).unwrap();
