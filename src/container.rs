@@ -271,7 +271,7 @@ mod tests {
         let hex: String = f.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, GOLDEN_HEX);
     }
-    const GOLDEN_HEX: &str = "444610efbe05ff05fe03ac0203010203aa55bfdd222a";
+    const GOLDEN_HEX: &str = "444620efbe05ff05fe03ac0203010203aa555c983adb";
 
     #[test]
     fn every_truncation_and_flip_is_an_error() {

@@ -223,7 +223,7 @@ mod tests {
                     let mut out = [0f64; LANES];
                     score16(2, 3, 4, n0, &c, &mut scratch, &mut out);
                     let mut u = vec![0f32; d];
-                    for l in 0..LANES {
+                    for (l, &got) in out.iter().enumerate() {
                         candidate(2, 3, 4, n0 + l as u64, &mut u);
                         let want: f64 = (0..d)
                             .map(|k| {
@@ -232,10 +232,9 @@ mod tests {
                             })
                             .sum();
                         assert!(
-                            (want - out[l]).abs() <= 1e-9 * (1.0 + want.abs()),
-                            "d {d} n {}: {want} vs {}",
-                            n0 + l as u64,
-                            out[l]
+                            (want - got).abs() <= 1e-9 * (1.0 + want.abs()),
+                            "d {d} n {}: {want} vs {got}",
+                            n0 + l as u64
                         );
                     }
                 }

@@ -226,8 +226,8 @@ impl NormalSink for FusedScore<'_> {
                 }
             }
         }
-        for l in 0..LANES {
-            self.acc[l] += acc[l];
+        for (s, a) in self.acc.iter_mut().zip(acc) {
+            *s += a;
         }
     }
     #[inline]

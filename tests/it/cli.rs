@@ -165,7 +165,14 @@ fn bad_input_gives_clear_errors_and_no_output() {
     std::fs::write(&bad, &m).unwrap();
     assert_fails(&["decode", b, "-o", x, "-q"], &out, "fingerprint");
     // absurd image size in a valid-checksum header
-    let mut h = vec![b'D', b'F', 0x10, good[3], good[4], good[5]];
+    let mut h = vec![
+        b'D',
+        b'F',
+        diffc::container::VERSION << 4,
+        good[3],
+        good[4],
+        good[5],
+    ];
     diffc::container::put_varint(&mut h, 1 << 30);
     diffc::container::put_varint(&mut h, 10);
     h.extend_from_slice(&[0, 0, 0, 0]);
