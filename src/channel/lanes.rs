@@ -79,29 +79,23 @@ fn score16_avx512(
     let d = c.a.len();
     let word =
         |i: usize| u32::from_le_bytes([key[4 * i], key[4 * i + 1], key[4 * i + 2], key[4 * i + 3]]);
-    // the state's rows: constants, key, block counter, stream id (rand_chacha's layout)
-    let mut init = [_mm512_setzero_si512(); 16];
-    for (i, k) in [0x6170_7865u32, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]
-        .iter()
-        .enumerate()
-    {
-        init[i] = _mm512_set1_epi32(*k as i32);
-    }
+    // the state's rows: constants, key, block counter, stream id (rand_chacha's layout); the
+    // constant rows stay scalars (broadcast operands), so the 16 working rows keep the registers
+    let mut rows = [0u32; 12];
+    rows[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
     for i in 0..8 {
-        init[4 + i] = _mm512_set1_epi32(word(i) as i32);
+        rows[4 + i] = word(i);
     }
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     // stream ids n0 + lane as 64-bit (low, high) words with the carry
-    let lo = _mm512_add_epi32(_mm512_set1_epi32(n0 as u32 as i32), lanes);
-    let carry = _mm512_cmplt_epu32_mask(lo, _mm512_set1_epi32(n0 as u32 as i32));
-    let hi = _mm512_mask_add_epi32(
+    let id_lo = _mm512_add_epi32(_mm512_set1_epi32(n0 as u32 as i32), lanes);
+    let carry = _mm512_cmplt_epu32_mask(id_lo, _mm512_set1_epi32(n0 as u32 as i32));
+    let id_hi = _mm512_mask_add_epi32(
         _mm512_set1_epi32((n0 >> 32) as u32 as i32),
         carry,
         _mm512_set1_epi32((n0 >> 32) as u32 as i32),
         _mm512_set1_epi32(1),
     );
-    init[14] = lo;
-    init[15] = hi;
     let tx = zig_edges();
     let scale = _mm512_set1_ps(1.0 / (1u32 << 23) as f32);
     let one = _mm512_set1_ps(1.0);
@@ -110,9 +104,15 @@ fn score16_avx512(
     let mut acc_hi = _mm512_setzero_pd();
     let blocks = d.div_ceil(16);
     for blk in 0..blocks {
-        init[12] = _mm512_set1_epi32(blk as u32 as i32);
-        init[13] = _mm512_set1_epi32((blk as u64 >> 32) as u32 as i32);
-        let mut x = init;
+        let (c_lo, c_hi) = (blk as u32, (blk as u64 >> 32) as u32);
+        let mut x = [_mm512_setzero_si512(); 16];
+        for i in 0..12 {
+            x[i] = _mm512_set1_epi32(rows[i] as i32);
+        }
+        x[12] = _mm512_set1_epi32(c_lo as i32);
+        x[13] = _mm512_set1_epi32(c_hi as i32);
+        x[14] = id_lo;
+        x[15] = id_hi;
         macro_rules! qr {
             ($a:expr, $b:expr, $c:expr, $d:expr) => {
                 x[$a] = _mm512_add_epi32(x[$a], x[$b]);
@@ -140,7 +140,16 @@ fn score16_avx512(
             if k >= d {
                 break;
             }
-            let w = _mm512_add_epi32(x[i], init[i]);
+            let w = _mm512_add_epi32(
+                x[i],
+                match i {
+                    0..12 => _mm512_set1_epi32(rows[i] as i32),
+                    12 => _mm512_set1_epi32(c_lo as i32),
+                    13 => _mm512_set1_epi32(c_hi as i32),
+                    14 => id_lo,
+                    _ => id_hi,
+                },
+            );
             let idx = _mm512_and_si512(w, low);
             // SAFETY: indices ≤ 255 (+1) in the 257-entry table
             let (xi, xn) = unsafe {
