@@ -171,12 +171,11 @@ impl Stream {
         let t = tables_f32();
         let mut rejected = Vec::new();
         for (i, v) in out.iter_mut().enumerate() {
-            let mut w = [0u32];
-            self.fill_words(&mut w);
-            let (x, ok) = zig_fast(t, w[0]);
+            let w = self.rng.next_u32();
+            let (x, ok) = zig_fast(t, w);
             *v = x;
             if !ok {
-                rejected.push((i, (w[0] & 0xff) as u8));
+                rejected.push((i, (w & 0xff) as u8));
             }
         }
         for (i, layer) in rejected {
