@@ -1,74 +1,109 @@
 //! The candle U-Net reproduces the JAX trainer's outputs on the shipped checkpoint.
 //!
 //! `tests/fixtures/unet_parity.safetensors` is written by
-//! `python notebooks/train_unet.py --write-fixture` from `checkpoints/photo-unet-s.safetensors`;
-//! regenerate it whenever the checkpoint changes.
-use candle_core::{Device, Tensor};
+//! `python notebooks/train_unet.py --write-fixture` from `checkpoints/photo-unet-s.safetensors`,
+//! and `unet_m_parity.safetensors` by `--name photo-unet-m --out-dir checkpoints --write-fixture
+//! --fixture-out tests/fixtures/unet_m_parity.safetensors`; regenerate one whenever its
+//! checkpoint changes.
+use candle_core::Device;
 use diffc::denoiser::Denoiser;
 use diffc::denoiser::unet::UNetDenoiser;
 use diffc::image_io::Shape;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::common;
 use common::parity::{TOL, checkpoint_crc, max_abs_diff, vec};
 
-/// The shipped checkpoint, or `DIFFC_UNET_CHECKPOINT` (with `DIFFC_UNET_FIXTURE`) to check another.
-fn checkpoint() -> PathBuf {
-    common::parity::path_or_env(
-        "DIFFC_UNET_CHECKPOINT",
-        "checkpoints/photo-unet-s.safetensors",
-    )
+/// The shipped U-Nets and their fixtures, or `DIFFC_UNET_CHECKPOINT` with `DIFFC_UNET_FIXTURE`
+/// to check another.
+fn pairs() -> Vec<(PathBuf, PathBuf)> {
+    if std::env::var_os("DIFFC_UNET_CHECKPOINT").is_some() {
+        return vec![(
+            common::parity::path_or_env("DIFFC_UNET_CHECKPOINT", ""),
+            common::parity::path_or_env(
+                "DIFFC_UNET_FIXTURE",
+                "tests/fixtures/unet_parity.safetensors",
+            ),
+        )];
+    }
+    [
+        ("photo-unet-s", "unet_parity"),
+        ("photo-unet-m", "unet_m_parity"),
+    ]
+    .iter()
+    .map(|(c, f)| {
+        let root = common::parity::root();
+        (
+            root.join(format!("checkpoints/{c}.safetensors")),
+            root.join(format!("tests/fixtures/{f}.safetensors")),
+        )
+    })
+    .collect()
 }
 
-fn fixture_path() -> PathBuf {
-    common::parity::path_or_env(
-        "DIFFC_UNET_FIXTURE",
-        "tests/fixtures/unet_parity.safetensors",
-    )
+fn load_from(path: &std::path::Path) -> UNetDenoiser {
+    UNetDenoiser::load(path, &Device::Cpu).expect("checkpoint loads")
 }
 
-fn fixture() -> HashMap<String, Tensor> {
-    common::parity::load(&fixture_path())
-}
-
+/// photo-unet-s, for the tests of the adapter that do not depend on the weights.
 fn load() -> UNetDenoiser {
-    UNetDenoiser::load(&checkpoint(), &Device::Cpu).expect("checkpoint loads")
+    load_from(&common::parity::root().join("checkpoints/photo-unet-s.safetensors"))
 }
 
 #[test]
 fn fixture_matches_checkpoint() {
-    assert_eq!(
-        checkpoint_crc(&fixture_path()),
-        load().fingerprint(),
-        "fixture was written from another checkpoint: rerun --write-fixture"
-    );
+    for (ckpt, fixture) in pairs() {
+        assert_eq!(
+            checkpoint_crc(&fixture),
+            load_from(&ckpt).fingerprint(),
+            "{}: fixture was written from another checkpoint: rerun --write-fixture",
+            fixture.display()
+        );
+    }
 }
 
 #[test]
 fn network_matches_jax() {
-    let d = load();
-    let f = fixture();
-    let v = d.net().forward(&f["z"], &f["logsnr"]).unwrap();
-    let (got, want) = (vec(&v), vec(&f["v"]));
-    let err = max_abs_diff(&got, &want);
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    eprintln!("U-Net parity: max |Δv| = {err:.3e} (max |v| = {scale:.3})");
-    assert!(err <= TOL, "max abs error {err} > {TOL}");
+    for (ckpt, fixture) in pairs() {
+        let d = load_from(&ckpt);
+        let f = common::parity::load(&fixture);
+        let v = d.net().forward(&f["z"], &f["logsnr"]).unwrap();
+        let (got, want) = (vec(&v), vec(&f["v"]));
+        let err = max_abs_diff(&got, &want);
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        eprintln!(
+            "{}: U-Net parity: max |Δv| = {err:.3e} (max |v| = {scale:.3})",
+            ckpt.display()
+        );
+        assert!(
+            err <= TOL,
+            "{}: max abs error {err} > {TOL}",
+            ckpt.display()
+        );
+    }
 }
 
 #[test]
 fn adapter_pads_and_matches_jax() {
-    let d = load();
-    let f = fixture();
-    let z = vec(&f["pad_z"]);
-    let (c, h, w) = f["pad_z"].dims3().unwrap();
-    let l = f["pad_logsnr"].to_vec1::<f32>().unwrap()[0] as f64;
-    let got = d.predict_x(&z, Shape::new(c, h, w), l).unwrap();
-    let want = vec(&f["pad_x"]);
-    let err = max_abs_diff(&got, &want);
-    eprintln!("adapter parity ({c}×{h}×{w}): max |Δx̂| = {err:.3e}");
-    assert!(err <= TOL, "max abs error {err} > {TOL}");
+    for (ckpt, fixture) in pairs() {
+        let d = load_from(&ckpt);
+        let f = common::parity::load(&fixture);
+        let z = vec(&f["pad_z"]);
+        let (c, h, w) = f["pad_z"].dims3().unwrap();
+        let l = f["pad_logsnr"].to_vec1::<f32>().unwrap()[0] as f64;
+        let got = d.predict_x(&z, Shape::new(c, h, w), l).unwrap();
+        let want = vec(&f["pad_x"]);
+        let err = max_abs_diff(&got, &want);
+        eprintln!(
+            "{}: adapter parity ({c}×{h}×{w}): max |Δx̂| = {err:.3e}",
+            ckpt.display()
+        );
+        assert!(
+            err <= TOL,
+            "{}: max abs error {err} > {TOL}",
+            ckpt.display()
+        );
+    }
 }
 
 #[test]
@@ -101,7 +136,7 @@ fn odd_sizes_work() {
     assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
 }
 
-/// The shipped blends (`checkpoints/photo-unet-s-wiener*.json`) load by name, are listed, have
+/// The shipped blends (`checkpoints/photo-unet-{s,m}-wiener*.json`) load by name, are listed, have
 /// their own fingerprints, and follow their cards: at every knot, x̂_U-Net plus each DCT band of
 /// (x̂_Wiener − x̂_U-Net) scaled by the card's weight for it, computed here independently.
 #[test]
@@ -109,17 +144,24 @@ fn shipped_blends_load_and_follow_their_cards() {
     use diffc::denoiser::blend::BlendParams;
     use diffc::denoiser::gaussian::dct2d;
     let dev = Device::Cpu;
-    let (u, g) = (
-        diffc::denoiser::load("photo-unet-s", &dev).unwrap(),
-        diffc::denoiser::load("gauss-spectrum", &dev).unwrap(),
-    );
+    let g = diffc::denoiser::load("gauss-spectrum", &dev).unwrap();
+    let bases: Vec<_> = ["photo-unet-s", "photo-unet-m"]
+        .iter()
+        .map(|n| diffc::denoiser::load(n, &dev).unwrap())
+        .collect();
     let shape = Shape::new(3, 12, 10);
     let (h, w) = (shape.h, shape.w);
     let z: Vec<f32> = (0..shape.len())
         .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8)
         .collect();
-    let mut fingerprints = vec![u.fingerprint(), g.fingerprint()];
-    for (name, bands) in [("photo-unet-s-wiener", 1), ("photo-unet-s-wiener-bands", 7)] {
+    let mut fingerprints = vec![g.fingerprint()];
+    fingerprints.extend(bases.iter().map(|u| u.fingerprint()));
+    for (base, name, bands) in [
+        (0, "photo-unet-s-wiener", 1),
+        (0, "photo-unet-s-wiener-bands", 7),
+        (1, "photo-unet-m-wiener-bands", 7),
+    ] {
+        let u = &bases[base];
         assert!(diffc::denoiser::known_models().contains(&name.to_string()));
         let b = diffc::denoiser::load(name, &dev).unwrap();
         assert_eq!(b.name(), name);
