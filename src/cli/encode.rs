@@ -25,7 +25,7 @@ pub struct Args {
     /// `hfd-mse-dither`, optionally `@MODEL`; see `diffc info --codecs`).
     #[arg(long, default_value = "diffc")]
     pub codec: String,
-    /// Model: DiffC's diffusion model (default photo-unet-m-wiener-bands; see `diffc info --models`),
+    /// Model: DiffC's diffusion model (default photo-unet-m2-wiener-bands; see `diffc info --models`),
     /// or HFD's MSE-codec checkpoint (default hfd-mse).
     #[arg(long)]
     pub model: Option<String>,

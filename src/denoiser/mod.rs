@@ -35,7 +35,7 @@ use std::sync::Arc;
 /// The model `--model` picks when none is given: the trained U-Net blended with the spectrum
 /// model per log-SNR and frequency band (it beats `gauss-spectrum` at every rate on dev24; see
 /// eval/results/README.md).
-pub const DEFAULT_MODEL: &str = "photo-unet-m-wiener-bands";
+pub const DEFAULT_MODEL: &str = "photo-unet-m2-wiener-bands";
 
 /// Parameters of the training-free spectrum model, fitted to photos (see its model card).
 const GAUSS_SPECTRUM_JSON: &str = include_str!("../../checkpoints/gauss-spectrum.json");

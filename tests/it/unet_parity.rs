@@ -3,8 +3,8 @@
 //! `tests/fixtures/unet_parity.safetensors` is written by
 //! `python notebooks/train_unet.py --write-fixture` from `checkpoints/photo-unet-s.safetensors`,
 //! and `unet_m_parity.safetensors` by `--name photo-unet-m --out-dir checkpoints --write-fixture
-//! --fixture-out tests/fixtures/unet_m_parity.safetensors`; regenerate one whenever its
-//! checkpoint changes.
+//! --fixture-out tests/fixtures/unet_m_parity.safetensors` (likewise `unet_m2_parity` from
+//! `photo-unet-m2`); regenerate one whenever its checkpoint changes.
 use candle_core::Device;
 use diffc::denoiser::Denoiser;
 use diffc::denoiser::unet::UNetDenoiser;
@@ -29,6 +29,7 @@ fn pairs() -> Vec<(PathBuf, PathBuf)> {
     [
         ("photo-unet-s", "unet_parity"),
         ("photo-unet-m", "unet_m_parity"),
+        ("photo-unet-m2", "unet_m2_parity"),
     ]
     .iter()
     .map(|(c, f)| {
@@ -136,7 +137,7 @@ fn odd_sizes_work() {
     assert!(d.predict_x(&z[1..], shape, 1.0).is_err());
 }
 
-/// The shipped blends (`checkpoints/photo-unet-{s,m}-wiener*.json`) load by name, are listed, have
+/// The shipped blends (`checkpoints/photo-unet-{s,m,m2}-wiener*.json`) load by name, are listed, have
 /// their own fingerprints, and follow their cards: at every knot, x̂_U-Net plus each DCT band of
 /// (x̂_Wiener − x̂_U-Net) scaled by the card's weight for it, computed here independently.
 #[test]
@@ -145,7 +146,7 @@ fn shipped_blends_load_and_follow_their_cards() {
     use diffc::denoiser::gaussian::dct2d;
     let dev = Device::Cpu;
     let g = diffc::denoiser::load("gauss-spectrum", &dev).unwrap();
-    let bases: Vec<_> = ["photo-unet-s", "photo-unet-m"]
+    let bases: Vec<_> = ["photo-unet-s", "photo-unet-m", "photo-unet-m2"]
         .iter()
         .map(|n| diffc::denoiser::load(n, &dev).unwrap())
         .collect();
@@ -160,6 +161,7 @@ fn shipped_blends_load_and_follow_their_cards() {
         (0, "photo-unet-s-wiener", 1),
         (0, "photo-unet-s-wiener-bands", 7),
         (1, "photo-unet-m-wiener-bands", 7),
+        (2, "photo-unet-m2-wiener-bands", 7),
     ] {
         let u = &bases[base];
         assert!(diffc::denoiser::known_models().contains(&name.to_string()));
