@@ -107,35 +107,7 @@ impl Stream {
     /// Standard normal via a 256-layer ziggurat with libm tails.
     #[inline]
     pub fn normal(&mut self) -> f64 {
-        let t = tables();
-        loop {
-            let bits = self.next_u64();
-            let i = (bits & 0xff) as usize;
-            let f = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-            let u = 2.0 * f - 1.0;
-            let x = u * t.x[i];
-            if x.abs() < t.x[i + 1] {
-                return x;
-            }
-            if i == 0 {
-                return self.tail(u < 0.0);
-            }
-            let y = t.f[i + 1] + (t.f[i] - t.f[i + 1]) * self.uniform_open();
-            if y < libm::exp(-0.5 * x * x) {
-                return x;
-            }
-        }
-    }
-
-    fn tail(&mut self, negative: bool) -> f64 {
-        loop {
-            let x = libm::log(self.uniform_open()) / ZIG_R;
-            let y = libm::log(self.uniform_open());
-            if -2.0 * y >= x * x {
-                let v = ZIG_R - x;
-                return if negative { -v } else { v };
-            }
-        }
+        normal_from(self)
     }
 
     /// Fills `out` with standard normals (as f32).
@@ -251,16 +223,13 @@ impl Stream {
     /// The ziggurat's rejection step for abscissa `x` in layer `i`, then fresh f64 draws.
     #[cold]
     pub fn normal_slow(&mut self, i: usize, x: f64) -> f32 {
-        let t = tables();
-        if i == 0 {
-            return self.tail(x < 0.0) as f32;
-        }
-        let y = t.f[i + 1] + (t.f[i] - t.f[i + 1]) * self.uniform_open();
-        if y < libm::exp(-0.5 * x * x) {
-            x as f32
-        } else {
-            self.normal() as f32
-        }
+        normal_slow_from(self, i, x)
+    }
+
+    /// The next 32-bit word of the stream.
+    #[inline]
+    pub fn next_u32(&mut self) -> u32 {
+        self.rng.next_u32()
     }
 
     /// Fills `out` with uniforms on [-1/2, 1/2) (as f64, for dithers).
@@ -278,6 +247,86 @@ impl Stream {
             p.swap(i, j);
         }
         p
+    }
+}
+
+/// A stream's 32-bit words in order, read two at a time (low word first, as ChaCha8's
+/// `next_u64`): what the ziggurat's slow path consumes. [`Stream`] is one; the lane kernels
+/// hand out the words their own ChaCha blocks already made past a candidate's d words.
+pub trait Words {
+    /// The next two words, the first in the low half.
+    fn next_u64(&mut self) -> u64;
+}
+
+impl Words for Stream {
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}
+
+#[inline]
+fn uniform_open_from<W: Words + ?Sized>(w: &mut W) -> f64 {
+    ((w.next_u64() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+}
+
+/// [`Stream::normal`] from any word source.
+#[inline]
+pub fn normal_from<W: Words + ?Sized>(w: &mut W) -> f64 {
+    let t = tables();
+    loop {
+        let bits = w.next_u64();
+        let i = (bits & 0xff) as usize;
+        let f = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        let u = 2.0 * f - 1.0;
+        let x = u * t.x[i];
+        if x.abs() < t.x[i + 1] {
+            return x;
+        }
+        if i == 0 {
+            return tail_from(w, u < 0.0);
+        }
+        let y = t.f[i + 1] + (t.f[i] - t.f[i + 1]) * uniform_open_from(w);
+        if y < libm::exp(-0.5 * x * x) {
+            return x;
+        }
+    }
+}
+
+fn tail_from<W: Words + ?Sized>(w: &mut W, negative: bool) -> f64 {
+    loop {
+        let x = libm::log(uniform_open_from(w)) / ZIG_R;
+        let y = libm::log(uniform_open_from(w));
+        if -2.0 * y >= x * x {
+            let v = ZIG_R - x;
+            return if negative { -v } else { v };
+        }
+    }
+}
+
+/// [`Stream::normal_slow`] from any word source: the rejection step for abscissa `x` in
+/// layer `i`, then fresh f64 draws.
+#[cold]
+pub fn normal_slow_from<W: Words + ?Sized>(w: &mut W, i: usize, x: f64) -> f32 {
+    if i == 0 {
+        return tail_from(w, x < 0.0) as f32;
+    }
+    normal_slow_given_exp(w, i, x, libm::exp(-0.5 * x * x))
+}
+
+/// [`normal_slow_from`] given `e = libm::exp(-0.5 * x * x)` (the lane kernels compute it
+/// for many draws at once, bit for bit, see [`crate::channel::lanes`]).
+#[inline]
+pub fn normal_slow_given_exp<W: Words + ?Sized>(w: &mut W, i: usize, x: f64, e: f64) -> f32 {
+    let t = tables();
+    if i == 0 {
+        return tail_from(w, x < 0.0) as f32;
+    }
+    let y = t.f[i + 1] + (t.f[i] - t.f[i + 1]) * uniform_open_from(w);
+    if y < e {
+        x as f32
+    } else {
+        normal_from(w) as f32
     }
 }
 

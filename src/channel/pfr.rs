@@ -275,51 +275,61 @@ pub fn select(scorer: Scorer, seed: u64, step: u32, chunk: u64, c: &Coefs, k: u6
             }
             best
         }
-        Scorer::Fast => {
-            const BLOCK: u64 = 256;
-            let blocks = k.div_ceil(BLOCK);
-            let wide = lanes::available();
-            (0..blocks)
-                .into_par_iter()
-                .map_init(
-                    || (Vec::new(), Vec::new()),
-                    |(scratch, wide_scratch), b| {
-                        let mut best = (u64::MAX, f64::INFINITY);
-                        let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(k));
-                        if wide {
-                            let mut out = [0f64; lanes::LANES];
-                            for n0 in (start..end).step_by(lanes::LANES) {
-                                lanes::score16(seed, step, chunk, n0, c, wide_scratch, &mut out);
-                                for (l, &sc) in out.iter().enumerate() {
-                                    let n = n0 + l as u64;
-                                    if n < end && lt[n as usize] - sc < best.1 {
-                                        best = (n, lt[n as usize] - sc);
-                                    }
-                                }
-                            }
-                            return best;
-                        }
-                        for n in start..end {
-                            let s = lt[n as usize] - fused_score(seed, step, chunk, n, c, scratch);
-                            if s < best.1 {
-                                best = (n, s);
-                            }
-                        }
-                        best
-                    },
-                )
-                .reduce(
-                    || (u64::MAX, f64::INFINITY),
-                    |a, b| {
-                        if b.1 < a.1 || (b.1 == a.1 && b.0 < a.0) {
-                            b
-                        } else {
-                            a
-                        }
-                    },
-                )
-        }
+        Scorer::Fast => select_fast(lanes::best(), seed, step, chunk, c, k, &lt),
     }
+}
+
+/// The fast scorer with lane kernel `kernel` (None: the 64-word block generator).
+fn select_fast(
+    kernel: Option<lanes::Kernel>,
+    seed: u64,
+    step: u32,
+    chunk: u64,
+    c: &Coefs,
+    k: u64,
+    lt: &[f64],
+) -> (u64, f64) {
+    const BLOCK: u64 = 256;
+    let blocks = k.div_ceil(BLOCK);
+    (0..blocks)
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), lanes::Scratch::default()),
+            |(scratch, wide_scratch), b| {
+                let mut best = (u64::MAX, f64::INFINITY);
+                let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(k));
+                if let Some(kernel) = kernel {
+                    let mut out = [0f64; lanes::LANES];
+                    for n0 in (start..end).step_by(kernel.lanes()) {
+                        lanes::score(kernel, seed, step, chunk, n0, c, wide_scratch, &mut out);
+                        for (l, &sc) in out[..kernel.lanes()].iter().enumerate() {
+                            let n = n0 + l as u64;
+                            if n < end && lt[n as usize] - sc < best.1 {
+                                best = (n, lt[n as usize] - sc);
+                            }
+                        }
+                    }
+                    return best;
+                }
+                for n in start..end {
+                    let s = lt[n as usize] - fused_score(seed, step, chunk, n, c, scratch);
+                    if s < best.1 {
+                        best = (n, s);
+                    }
+                }
+                best
+            },
+        )
+        .reduce(
+            || (u64::MAX, f64::INFINITY),
+            |a, b| {
+                if b.1 < a.1 || (b.1 == a.1 && b.0 < a.0) {
+                    b
+                } else {
+                    a
+                }
+            },
+        )
 }
 
 /// Per-step statistics of the PFR encoder.
@@ -518,13 +528,18 @@ mod tests {
             let k = [1u64, 255, 1000, 4095, 513, 70000, 3000, 600][trial as usize];
             for b in [None, Some(&b[..])] {
                 let c = Coefs { a: &m, b };
-                let (r, f) = (
-                    select(Scorer::Reference, 1, 2, trial, &c, k),
-                    select(Scorer::Fast, 1, 2, trial, &c, k),
-                );
-                assert_eq!(r.0, f.0, "d {d} k {k}");
-                // the same candidates: scores differ only by summation order
-                assert!((r.1 - f.1).abs() <= 1e-9 * (1.0 + r.1.abs()), "{r:?} {f:?}");
+                let r = select(Scorer::Reference, 1, 2, trial, &c, k);
+                let lt = log_arrivals(1, 2, trial, k);
+                // every kernel this CPU has (AVX-512 16 lanes, AVX2 8 lanes, 64-word blocks)
+                for kernel in [Some(lanes::Kernel::Avx512), Some(lanes::Kernel::Avx2), None] {
+                    if kernel.is_some_and(|k| !k.available()) {
+                        continue;
+                    }
+                    let f = select_fast(kernel, 1, 2, trial, &c, k, &lt);
+                    assert_eq!(r.0, f.0, "{kernel:?} d {d} k {k}");
+                    // the same candidates: scores differ only by summation order
+                    assert!((r.1 - f.1).abs() <= 1e-9 * (1.0 + r.1.abs()), "{r:?} {f:?}");
+                }
             }
         }
     }

@@ -37,6 +37,10 @@ pub fn run(c: Cmd, device: crate::device::DeviceKind) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
+                println!(
+                    "{}; kernel {}; load average {:?} before, {:?} after",
+                    r.cpu, r.kernel, r.load_average_before, r.load_average_after
+                );
                 for t in &r.runs {
                     println!(
                         "{} thread(s): ChaCha8 {:.3e} B/s, candidate words {:.3e}/s; normals {:.3e}/s plain, {:.3e}/s fused",
@@ -48,8 +52,12 @@ pub fn run(c: Cmd, device: crate::device::DeviceKind) -> Result<()> {
                     );
                     for b in &t.scorers {
                         println!(
-                            "  {:>9} {:>6} dims: {:.3e} candidate·dims/s ({:.2} s)",
-                            b.scorer, b.chunk_dims, b.candidate_dims_per_second, b.seconds
+                            "  {:>9} {:>6} dims: {:.3e} candidate·dims/s ({:.2} s), {:.3e} per CPU second",
+                            b.scorer,
+                            b.chunk_dims,
+                            b.candidate_dims_per_second,
+                            b.seconds,
+                            b.candidate_dims_per_cpu_second
                         );
                     }
                 }
