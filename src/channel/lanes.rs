@@ -22,7 +22,7 @@ pub const LANES: usize = 16;
 pub enum Kernel {
     /// Sixteen candidates per call in 512-bit registers (AVX-512F).
     Avx512,
-    /// Eight candidates per call in 256-bit registers (AVX2).
+    /// Eight candidates per call in 256-bit registers (AVX2 and FMA).
     Avx2,
 }
 
@@ -47,7 +47,10 @@ impl Kernel {
         {
             match self {
                 Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-                Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+                Kernel::Avx2 => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -80,6 +83,9 @@ pub struct Scratch {
     extra: Vec<u32>,
     /// The wedge tests' `exp(-x²/2)` of the rejected draws.
     exps: Vec<f64>,
+    /// The AVX-512 kernel's rejected words and their tags (16 × dimension + lane).
+    raw_w: Vec<u32>,
+    raw_tag: Vec<u32>,
 }
 
 /// Σ a u − b u² of candidates `n0..n0 + kernel.lanes()` of chunk `chunk` at `step`, into
@@ -185,24 +191,33 @@ pub fn stream_blocks(kernel: Kernel, chunk: u64, blocks: usize) -> u32 {
 /// 2^k), eight draws at a time on AVX-512 CPUs, with the same IEEE operations in the same
 /// order and no fused multiply-adds; `libm::exp` itself elsewhere.
 fn wedge_exps(rejected: &[Rejected], out: &mut Vec<f64>) {
+    #[cfg(target_arch = "x86_64")]
+    let kernel = best();
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernel = None;
+    wedge_exps_with(kernel, rejected, out)
+}
+
+/// [`wedge_exps`] with a given kernel's vector width (None: `libm::exp` one at a time).
+fn wedge_exps_with(kernel: Option<Kernel>, rejected: &[Rejected], out: &mut Vec<f64>) {
     out.clear();
     out.extend(rejected.iter().map(|r| {
         let x = r.3 as f64;
         -0.5 * x * x
     }));
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        let mut chunks = out.chunks_exact_mut(8);
-        for c in &mut chunks {
-            // SAFETY: the CPU has AVX-512F (checked just above)
-            unsafe { avx512::exp8(c.try_into().expect("8 lanes")) };
+    let width = kernel.map_or(1, |k| k.lanes() / 2);
+    let mut chunks = out.chunks_exact_mut(width);
+    for c in &mut chunks {
+        match kernel {
+            // SAFETY: the kernel's CPU features (callers pass available kernels only)
+            #[cfg(target_arch = "x86_64")]
+            Some(Kernel::Avx512) => unsafe { avx512::exp8(c.try_into().expect("8 lanes")) },
+            #[cfg(target_arch = "x86_64")]
+            Some(Kernel::Avx2) => unsafe { avx2::exp4(c.try_into().expect("4 lanes")) },
+            _ => c[0] = libm::exp(c[0]),
         }
-        for v in chunks.into_remainder() {
-            *v = libm::exp(*v);
-        }
-        return;
     }
-    for v in out.iter_mut() {
+    for v in chunks.into_remainder() {
         *v = libm::exp(*v);
     }
 }
@@ -266,7 +281,7 @@ fn edge_pairs() -> &'static [u64; 256] {
         let x = zig_edges();
         std::array::from_fn(|i| {
             let lo = (x[i] * (1.0 / (1u32 << 23) as f32)).to_bits() as u64;
-            (x[i + 1].to_bits() as u64) << 32 | lo
+            ((x[i + 1].to_bits() as u64) << 32) | lo
         })
     })
 }
@@ -439,8 +454,15 @@ mod avx512 {
         let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
         let mut acc_lo = _mm512_setzero_pd();
         let mut acc_hi = _mm512_setzero_pd();
-        let mut count = [0u32; 16];
+        // rejected draws, branch-free: each word's rejected lanes' words and tags (16 k + lane)
+        // compressed to the front of a register and stored at the running count
+        let mut cnt = 0usize;
+        let mut tag = lanes;
         for blk in 0..d.div_ceil(16) {
+            if scratch.raw_w.len() < cnt + 16 * 17 {
+                scratch.raw_w.resize(2 * cnt + 16 * 17, 0);
+                scratch.raw_tag.resize(2 * cnt + 16 * 17, 0);
+            }
             let x = block(&rows, blk as u64, id);
             for (i, &w) in x.iter().enumerate() {
                 let k = 16 * blk + i;
@@ -470,24 +492,20 @@ mod avx512 {
                 let v = _mm512_mul_ps(_mm512_cvtepi32_ps(q), xi);
                 let ok = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), xn);
                 let vz = _mm512_maskz_mov_ps(ok, v);
-                let mut bad = !ok;
-                if bad != 0 {
-                    let mut ws = [0u32; 16];
-                    let mut vs = [0f32; 16];
-                    // SAFETY: 16-lane stores into 16-element arrays
-                    unsafe {
-                        _mm512_storeu_si512(ws.as_mut_ptr() as *mut __m512i, w);
-                        _mm512_storeu_ps(vs.as_mut_ptr(), v);
-                    }
-                    while bad != 0 {
-                        let l = bad.trailing_zeros() as usize;
-                        bad &= bad - 1;
-                        count[l] += 1;
-                        scratch
-                            .rejected
-                            .push((l as u8, k as u32, (ws[l] & 0xff) as u8, vs[l]));
-                    }
+                let bad = !ok;
+                // SAFETY: cnt + 16 ≤ the buffers' lengths (resized per block above)
+                unsafe {
+                    _mm512_storeu_si512(
+                        scratch.raw_w.as_mut_ptr().add(cnt) as *mut __m512i,
+                        _mm512_maskz_compress_epi32(bad, w),
+                    );
+                    _mm512_storeu_si512(
+                        scratch.raw_tag.as_mut_ptr().add(cnt) as *mut __m512i,
+                        _mm512_maskz_compress_epi32(bad, tag),
+                    );
                 }
+                cnt += bad.count_ones() as usize;
+                tag = _mm512_add_epi32(tag, _mm512_set1_epi32(16));
                 let vl = _mm512_cvtps_pd(_mm512_castps512_ps256(vz));
                 let vh = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
                     _mm512_castps_pd(vz),
@@ -514,6 +532,16 @@ mod avx512 {
             _mm512_storeu_pd(out.as_mut_ptr().add(8), acc_hi);
         }
         // each lane's stream from block d / 16 on, far enough for its fix-ups
+        let mut count = [0u32; 16];
+        let pairs = edge_pairs();
+        for (&w, &t) in scratch.raw_w[..cnt].iter().zip(&scratch.raw_tag[..cnt]) {
+            let (l, k) = ((t & 15) as usize, t >> 4);
+            count[l] += 1;
+            // the vector lane's product again (the same exactly rounded f32 multiply)
+            let xs = f32::from_bits(pairs[(w & 0xff) as usize] as u32);
+            let v = (((w ^ 0x8000_0000) as i32) >> 8) as f32 * xs;
+            scratch.rejected.push((l as u8, k, (w & 0xff) as u8, v));
+        }
         let r = count.iter().copied().max().unwrap_or(0) as usize;
         scratch.extra.clear();
         if r == 0 {
@@ -602,6 +630,71 @@ mod avx2 {
         x[14] = _mm256_add_epi32(x[14], id.0);
         x[15] = _mm256_add_epi32(x[15], id.1);
         x
+    }
+
+    /// `libm::exp` of four values in place, for |v| < 708 (others: `libm::exp`): the
+    /// AVX-512 version's operations, four lanes wide.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn exp4(v: &mut [f64; 4]) {
+        const LN2HI: f64 = 6.931_471_803_691_238_164_90e-1;
+        const LN2LO: f64 = 1.908_214_929_270_587_700_02e-10;
+        const INVLN2: f64 = 1.442_695_040_888_963_387_00e0;
+        const P1: f64 = 1.666_666_666_666_660_190_37e-1;
+        const P2: f64 = -2.777_777_777_701_559_338_42e-3;
+        const P3: f64 = 6.613_756_321_437_934_361_17e-5;
+        const P4: f64 = -1.653_390_220_546_525_153_90e-6;
+        const P5: f64 = 4.138_136_797_057_238_460_39e-8;
+        // SAFETY: a 4-lane load and store of the 4-element array
+        let x0 = unsafe { _mm256_loadu_pd(v.as_ptr()) };
+        let bits = _mm256_castpd_si256(x0);
+        let hx = _mm256_and_si256(
+            _mm256_srli_epi64::<32>(bits),
+            _mm256_set1_epi64x(0x7fff_ffff),
+        );
+        let gt = |c: i64| _mm256_castsi256_pd(_mm256_cmpgt_epi64(hx, _mm256_set1_epi64x(c)));
+        // all-ones lanes as masks
+        let neg = _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_setzero_si256(), bits));
+        let out_of_range = _mm256_movemask_pd(gt(0x4086_232b - 1));
+        let big = gt(0x3fd6_2e42);
+        let huge = gt(0x3ff0_a2b2 - 1);
+        let tiny = _mm256_xor_pd(gt(0x3e30_0000), _mm256_castsi256_pd(_mm256_set1_epi64x(-1)));
+        let half = _mm256_blendv_pd(_mm256_set1_pd(0.5), _mm256_set1_pd(-0.5), neg);
+        let kt = _mm256_cvtepi32_pd(_mm256_cvttpd_epi32(_mm256_add_pd(
+            _mm256_mul_pd(_mm256_set1_pd(INVLN2), x0),
+            half,
+        )));
+        let k_mid = _mm256_blendv_pd(_mm256_set1_pd(1.0), _mm256_set1_pd(-1.0), neg);
+        let kd = _mm256_and_pd(big, _mm256_blendv_pd(k_mid, kt, huge));
+        let k = _mm256_cvtpd_epi32(kd);
+        let hi = _mm256_blendv_pd(
+            x0,
+            _mm256_sub_pd(x0, _mm256_mul_pd(kd, _mm256_set1_pd(LN2HI))),
+            big,
+        );
+        let lo = _mm256_and_pd(big, _mm256_mul_pd(kd, _mm256_set1_pd(LN2LO)));
+        let x = _mm256_blendv_pd(x0, _mm256_sub_pd(hi, lo), big);
+        let xx = _mm256_mul_pd(x, x);
+        let mut p = _mm256_mul_pd(xx, _mm256_set1_pd(P5));
+        for c in [P4, P3, P2] {
+            p = _mm256_mul_pd(xx, _mm256_add_pd(_mm256_set1_pd(c), p));
+        }
+        let p = _mm256_mul_pd(xx, _mm256_add_pd(_mm256_set1_pd(P1), p));
+        let c = _mm256_sub_pd(x, p);
+        let t = _mm256_div_pd(_mm256_mul_pd(x, c), _mm256_sub_pd(_mm256_set1_pd(2.0), c));
+        let y = _mm256_add_pd(_mm256_set1_pd(1.0), _mm256_add_pd(_mm256_sub_pd(t, lo), hi));
+        let scale = _mm256_slli_epi64::<52>(_mm256_add_epi64(
+            _mm256_cvtepi32_epi64(k),
+            _mm256_set1_epi64x(1023),
+        ));
+        let r = _mm256_mul_pd(y, _mm256_castsi256_pd(scale));
+        let r = _mm256_blendv_pd(r, _mm256_add_pd(_mm256_set1_pd(1.0), x0), tiny);
+        // SAFETY: as above
+        unsafe { _mm256_storeu_pd(v.as_mut_ptr(), r) };
+        for (l, v) in v.iter_mut().enumerate() {
+            if (out_of_range >> l) & 1 != 0 {
+                *v = libm::exp(*v);
+            }
+        }
     }
 
     /// XOR of blocks `0..blocks` of lanes 0..8's streams.
@@ -838,11 +931,20 @@ mod tests {
         }
         rejected.extend([0.0f32, -0.0, 1e-30, 38.0, -38.5].map(|x| (0, 0, 1, x)));
         let mut got = Vec::new();
-        wedge_exps(&rejected, &mut got);
-        for (r, g) in rejected.iter().zip(&got) {
-            let x = r.3 as f64;
-            let want = libm::exp(-0.5 * x * x);
-            assert_eq!(want.to_bits(), g.to_bits(), "x {x}: {want} vs {g}");
+        for kernel in [Some(Kernel::Avx512), Some(Kernel::Avx2), None] {
+            if kernel.is_some_and(|k| !k.available()) {
+                continue;
+            }
+            wedge_exps_with(kernel, &rejected, &mut got);
+            for (r, g) in rejected.iter().zip(&got) {
+                let x = r.3 as f64;
+                let want = libm::exp(-0.5 * x * x);
+                assert_eq!(
+                    want.to_bits(),
+                    g.to_bits(),
+                    "{kernel:?} x {x}: {want} vs {g}"
+                );
+            }
         }
     }
 

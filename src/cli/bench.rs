@@ -15,13 +15,38 @@ pub enum Cmd {
         #[arg(long, default_value_t = 26)]
         log2_work: u32,
     },
+    /// One U-Net forward pass (the model's convolution FLOPs per second) beside candle
+    /// matmuls of the shapes its convolutions reduce to, in one run.
+    Unet {
+        /// Model (a blend card's base U-Net is timed).
+        #[arg(long, default_value = crate::denoiser::DEFAULT_MODEL)]
+        model: String,
+        #[arg(long, default_value_t = 256)]
+        height: usize,
+        #[arg(long, default_value_t = 256)]
+        width: usize,
+        /// Timed forwards (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
 }
 
 pub fn run(c: Cmd, device: crate::device::DeviceKind) -> Result<()> {
     // the RCC bench scores candidates on the CPU threads (no network); a device the build
     // lacks is still an error rather than silently ignored
-    device.open()?;
+    let dev = device.open()?;
     match c {
+        Cmd::Unet {
+            model,
+            height,
+            width,
+            reps,
+        } => {
+            anyhow::ensure!(reps >= 1, "--reps must be at least 1");
+            let r = crate::experiment::unet_bench::run(&model, height, width, reps.max(1), &dev)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
         Cmd::Rcc {
             json,
             chunk_dims,

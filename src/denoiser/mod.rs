@@ -81,6 +81,19 @@ fn load_nested(
     )?))
 }
 
+/// The U-Net checkpoint that does a model's network work: the model itself, or the base of
+/// its blend card (followed through nested cards), e.g. for timing one forward pass.
+pub fn base_unet(name: &str) -> Result<crate::checkpoints::Checkpoint> {
+    let mut name = name.to_string();
+    for _ in 0..=MAX_CARD_DEPTH {
+        match blend_card(&name) {
+            Some(p) => name = p?.base,
+            None => return checkpoint(&name),
+        }
+    }
+    anyhow::bail!("model '{name}': cards nest more than {MAX_CARD_DEPTH} deep (a cycle?)")
+}
+
 /// The parameters of a model card (`NAME.json`) of `kind` (`"blend"`, `"pyramid"`), if `bytes`
 /// is one.
 fn read_card<P: serde::de::DeserializeOwned>(

@@ -2,4 +2,5 @@
 pub mod gaussian;
 pub mod rcc_bench;
 pub mod spectrum_fit;
+pub mod unet_bench;
 pub mod vlb;

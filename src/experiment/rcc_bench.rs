@@ -231,7 +231,7 @@ fn lane_chacha_rate(threads: usize, bytes: usize) -> f64 {
 
 /// CPU seconds used by this process so far (user + system, all threads).
 /// NaN where the platform lacks `getrusage`.
-fn cpu_time() -> f64 {
+pub(crate) fn cpu_time() -> f64 {
     #[cfg(unix)]
     {
         // SAFETY: getrusage fills the zeroed struct it is given
@@ -247,7 +247,7 @@ fn cpu_time() -> f64 {
 }
 
 /// The 1, 5 and 15 minute load averages (empty where /proc/loadavg is absent).
-fn load_average() -> Vec<f64> {
+pub(crate) fn load_average() -> Vec<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| {
             s.split_whitespace()
@@ -259,7 +259,7 @@ fn load_average() -> Vec<f64> {
 }
 
 /// The CPU's model name and the SIMD features the kernels look for.
-fn cpu_name() -> String {
+pub(crate) fn cpu_name() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -98,6 +98,31 @@ impl Config {
         self.patch << (self.channels.len() - 1)
     }
 
+    /// Floating-point operations (2 per multiply-add) of the convolutions of one forward pass
+    /// at `h`×`w` (multiples of [`Config::multiple`]), batch 1: `conv_in`, the resblocks'
+    /// 3×3 convolutions and skips, the strided downsamplings, the 1×1 upsampling
+    /// projections and `conv_out`; norms, activations and the embedding MLP (well under 1 %)
+    /// are left out.
+    pub fn forward_flops(&self, h: usize, w: usize) -> u64 {
+        let (ch, nres) = (&self.channels, &self.num_res_blocks);
+        let conv =
+            |cin: usize, cout: usize, k: usize, px: usize| 2 * (cin * cout * k * k * px) as u64;
+        let px = |l: usize| (h / self.patch >> l) * (w / self.patch >> l);
+        let levels = ch.len();
+        let mut f = conv(self.conv_in_channels(), ch[0], 3, px(0));
+        f += conv(ch[0], self.in_channels * self.patch * self.patch, 3, px(0));
+        for l in 0..levels {
+            // down resblocks, and the same number up (every level but the coarsest)
+            let blocks = nres[l] * if l + 1 < levels { 2 } else { 1 };
+            f += blocks as u64 * 2 * conv(ch[l], ch[l], 3, px(l));
+            if l + 1 < levels {
+                f += conv(ch[l], ch[l + 1], 3, px(l + 1));
+                f += conv(ch[l + 1], ch[l], 1, px(l + 1));
+            }
+        }
+        f
+    }
+
     /// Input channels of `conv_in`: space-to-depth of `[z, grid features of z, cond]`.
     pub fn conv_in_channels(&self) -> usize {
         let k = if self.input_fourier { 3 } else { 1 };
