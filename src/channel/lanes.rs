@@ -292,8 +292,23 @@ fn extra_words(r: usize) -> usize {
     2 * r + 16
 }
 
+/// fdlibm's `exp` constants, as libm has them (digit for digit).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::excessive_precision)]
+mod fdlibm {
+    pub const LN2HI: f64 = 6.931_471_803_691_238_164_90e-1;
+    pub const LN2LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    pub const INVLN2: f64 = std::f64::consts::LOG2_E;
+    pub const P1: f64 = 1.666_666_666_666_660_190_37e-1;
+    pub const P2: f64 = -2.777_777_777_701_559_338_42e-3;
+    pub const P3: f64 = 6.613_756_321_437_934_361_17e-5;
+    pub const P4: f64 = -1.653_390_220_546_525_153_90e-6;
+    pub const P5: f64 = 4.138_136_797_057_238_460_39e-8;
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::fdlibm::*;
     use super::*;
     use std::arch::x86_64::*;
 
@@ -348,14 +363,6 @@ mod avx512 {
     /// `libm::exp` of eight values in place, for |v| < 708 (others: `libm::exp`).
     #[target_feature(enable = "avx512f")]
     pub(super) fn exp8(v: &mut [f64; 8]) {
-        const LN2HI: f64 = 6.931_471_803_691_238_164_90e-1;
-        const LN2LO: f64 = 1.908_214_929_270_587_700_02e-10;
-        const INVLN2: f64 = 1.442_695_040_888_963_387_00e0;
-        const P1: f64 = 1.666_666_666_666_660_190_37e-1;
-        const P2: f64 = -2.777_777_777_701_559_338_42e-3;
-        const P3: f64 = 6.613_756_321_437_934_361_17e-5;
-        const P4: f64 = -1.653_390_220_546_525_153_90e-6;
-        const P5: f64 = 4.138_136_797_057_238_460_39e-8;
         // SAFETY: an 8-lane load and store of the 8-element array
         let x0 = unsafe { _mm512_loadu_pd(v.as_ptr()) };
         let bits = _mm512_castpd_si512(x0);
@@ -567,6 +574,7 @@ mod avx512 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::fdlibm::*;
     use super::*;
     use std::arch::x86_64::*;
 
@@ -636,14 +644,6 @@ mod avx2 {
     /// AVX-512 version's operations, four lanes wide.
     #[target_feature(enable = "avx2")]
     pub(super) fn exp4(v: &mut [f64; 4]) {
-        const LN2HI: f64 = 6.931_471_803_691_238_164_90e-1;
-        const LN2LO: f64 = 1.908_214_929_270_587_700_02e-10;
-        const INVLN2: f64 = 1.442_695_040_888_963_387_00e0;
-        const P1: f64 = 1.666_666_666_666_660_190_37e-1;
-        const P2: f64 = -2.777_777_777_701_559_338_42e-3;
-        const P3: f64 = 6.613_756_321_437_934_361_17e-5;
-        const P4: f64 = -1.653_390_220_546_525_153_90e-6;
-        const P5: f64 = 4.138_136_797_057_238_460_39e-8;
         // SAFETY: a 4-lane load and store of the 4-element array
         let x0 = unsafe { _mm256_loadu_pd(v.as_ptr()) };
         let bits = _mm256_castpd_si256(x0);

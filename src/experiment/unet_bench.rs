@@ -62,7 +62,10 @@ pub fn run(
     let net = UNet::from_bytes(&ck.bytes, &ck.origin(), device)?;
     let cfg = net.config().clone();
     let m = cfg.multiple();
-    anyhow::ensure!(h % m == 0 && w % m == 0, "{h}×{w} is not a multiple of {m}");
+    anyhow::ensure!(
+        h.is_multiple_of(m) && w.is_multiple_of(m),
+        "{h}×{w} is not a multiple of {m}"
+    );
     let mut s = Stream::new(0, Purpose::Experiment, 16, 3, 0);
     let mut z = vec![0f32; 3 * h * w];
     s.fill_normal(&mut z);
@@ -88,7 +91,7 @@ pub fn run(
     let flops = cfg.forward_flops(h, w) as f64;
     // the convolutions as products: the level-0 and level-1 resblock convolutions (the bulk
     // of the FLOPs) and the coarsest level's, then a square one
-    let px = |l: usize| (h / cfg.patch >> l) * (w / cfg.patch >> l);
+    let px = |l: usize| ((h / cfg.patch) >> l) * ((w / cfg.patch) >> l);
     let mut shapes: Vec<((usize, usize, usize), String)> = (0..cfg.channels.len())
         .map(|l| {
             let c = cfg.channels[l];

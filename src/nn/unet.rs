@@ -107,7 +107,7 @@ impl Config {
         let (ch, nres) = (&self.channels, &self.num_res_blocks);
         let conv =
             |cin: usize, cout: usize, k: usize, px: usize| 2 * (cin * cout * k * k * px) as u64;
-        let px = |l: usize| (h / self.patch >> l) * (w / self.patch >> l);
+        let px = |l: usize| ((h / self.patch) >> l) * ((w / self.patch) >> l);
         let levels = ch.len();
         let mut f = conv(self.conv_in_channels(), ch[0], 3, px(0));
         f += conv(ch[0], self.in_channels * self.patch * self.patch, 3, px(0));
