@@ -10,7 +10,11 @@ pub const CELL: u32 = 8;
 pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, color: Rgb<u8>) {
     let s = scale.max(1) as i64;
     for (k, ch) in text.chars().enumerate() {
-        let code = if ch.is_ascii() { ch as usize } else { '?' as usize };
+        let code = if ch.is_ascii() {
+            ch as usize
+        } else {
+            '?' as usize
+        };
         let glyph = font8x8::legacy::BASIC_LEGACY[code];
         let x0 = x + k as i64 * CELL as i64 * s;
         for (gy, row) in glyph.iter().enumerate() {
@@ -48,7 +52,13 @@ pub fn wrap(text: &str, max_chars: usize) -> Vec<String> {
             .map(|i| i + 1)
             .filter(|&i| i >= max / 2)
             .unwrap_or(max);
-        out.push(rest[..cut].iter().collect::<String>().trim_end().to_string());
+        out.push(
+            rest[..cut]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string(),
+        );
         rest.drain(..cut);
     }
     if !rest.is_empty() || out.is_empty() {

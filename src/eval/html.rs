@@ -67,6 +67,7 @@ const CSS: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-w
 padding:0 1em;color:#222}table{border-collapse:collapse;font-size:14px}td,th{border:1px solid \
 #ccc;padding:3px 7px;text-align:right}td:first-child,th:first-child{text-align:left}\
 tr.miss td{color:#a00}.plots img{width:48%;min-width:420px;margin:4px;border:1px solid #eee}\
+.plots img.wide{width:97%}\
 .sheet img{max-width:100%;border:1px solid #ddd}#viewer{border:1px solid #ccc;padding:10px;\
 background:#fafafa}#stage{position:relative;display:inline-block;line-height:0;\
 margin-top:8px;image-rendering:pixelated}#stage img{display:block}#stage #dec{position:absolute;\
@@ -97,6 +98,7 @@ window.onerror = function (msg, src, line) {
   fill($('pick-image'), D.images);
   fill($('pick-rate'), D.targets, function (t) { return t + ' bpp'; });
   fill($('pick-codec'), D.codecs);
+  fill($('pick-zoom'), [1, 2, 3, 4], function (z) { return z + '×'; });
   var orig = $('orig'), dec = $('dec'), stage = $('stage');
   [orig, dec].forEach(function (im) {
     im.addEventListener('load', function () {
@@ -106,6 +108,11 @@ window.onerror = function (msg, src, line) {
   function show() {
     var im = $('pick-image').value, t = $('pick-rate').value, c = $('pick-codec').value;
     var r = D.rows[im + '|' + c + '|' + t];
+    var z = Number($('pick-zoom').value);
+    orig.onload = function () {
+      [orig, dec].forEach(function (i) { i.style.width = (orig.naturalWidth * z) + 'px'; });
+    };
+    if (orig.naturalWidth) orig.onload();
     orig.src = D.originals[im] || '';
     dec.src = r && r.src ? r.src : '';
     $('caption').textContent = r
@@ -113,7 +120,7 @@ window.onerror = function (msg, src, line) {
         ' dB' + (r.src ? '' : ' (no picture kept)')
       : c + ' has no row for ' + im + ' @ ' + t + ' bpp';
   }
-  ['pick-image', 'pick-rate', 'pick-codec'].forEach(function (id) {
+  ['pick-image', 'pick-rate', 'pick-codec', 'pick-zoom'].forEach(function (id) {
     $(id).addEventListener('change', show);
   });
   function mode(m) {
@@ -161,12 +168,30 @@ pub fn page(out: &Path, s: &Summary, rows: &[Row], plots: &[&str], sheets: &[Str
         p.patch,
         esc(&s.realism.split_protocol)
     );
+    let floor = |st: &Option<super::realism::Stat>| match st {
+        Some(st) => format!(
+            "FID {}, KID ×10³ {} ({} vs {} patches)",
+            opt(st.fid, 2),
+            kid(Some(st.kid), Some(st.kid_std)),
+            st.n_patches,
+            st.n_ref_patches
+        ),
+        None => "– (too few patches)".into(),
+    };
+    let _ = writeln!(
+        h,
+        "<p>Split floor (the originals themselves, even vs odd images: what a codec returning \
+         its input scores): {}.</p>",
+        floor(&s.realism.split_floor)
+    );
     if let Some(src) = &s.realism.reference {
         let _ = writeln!(
             h,
-            "<p>Reference folder (columns <i>ref</i>): <code>{}</code>, {} images.</p>",
+            "<p>Reference folder (columns <i>ref</i>): <code>{}</code>, {} images; floor (all \
+             originals vs the folder): {}.</p>",
             esc(&src.dir),
-            src.images.len()
+            src.images.len(),
+            floor(&s.realism.reference_floor)
         );
     }
     table(&mut h, s, rows);
@@ -214,7 +239,8 @@ pub fn page(out: &Path, s: &Summary, rows: &[Row], plots: &[&str], sheets: &[Str
         h,
         "<h2 id=\"view\">Viewer</h2>\n<div id=\"viewer\"><label>image <select id=\"pick-image\">\
          </select></label><label>rate <select id=\"pick-rate\"></select></label><label>codec \
-         <select id=\"pick-codec\"></select></label><br><label><input type=\"radio\" name=\"mode\" \
+         <select id=\"pick-codec\"></select></label><label>zoom <select id=\"pick-zoom\"></select>\
+         </label><br><label><input type=\"radio\" name=\"mode\" \
          value=\"flip\" checked> flip</label><button id=\"flip\">showing decoded (flip)</button> \
          <label><input type=\"radio\" name=\"mode\" value=\"slide\"> slide</label><input \
          id=\"slider\" type=\"range\" min=\"0\" max=\"100\" value=\"50\"> <small>(left of the \
@@ -226,9 +252,14 @@ pub fn page(out: &Path, s: &Summary, rows: &[Row], plots: &[&str], sheets: &[Str
     if !plots.is_empty() {
         let _ = writeln!(h, "<h2>Plots</h2>\n<div class=\"plots\">");
         for m in plots {
+            let class = if *m == "realism_distortion" {
+                " class=\"wide\""
+            } else {
+                ""
+            };
             let _ = writeln!(
                 h,
-                "<a href=\"{m}.svg\"><img src=\"{m}.svg\" alt=\"{m}\"></a>"
+                "<a href=\"{m}.svg\"><img{class} src=\"{m}.svg\" alt=\"{m}\"></a>"
             );
         }
         let _ = writeln!(h, "</div>");

@@ -315,6 +315,9 @@ fn check_run_info(out: &Path, info: &RunInfo) -> Result<()> {
     Ok(())
 }
 
+/// One row to compute: (codec index, target, redo only for the picture).
+type Job = (usize, f64, bool);
+
 /// Runs (or resumes) an evaluation and writes the aggregates.
 pub fn run(cfg: &EvalConfig) -> Result<()> {
     ensure!(!cfg.codecs.is_empty(), "no codecs given");
@@ -396,7 +399,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     // Jobs: (codec, target, redo). A redo job re-encodes and re-decodes a finished row only
     // for its missing picture (deterministic codecs: the row's numbers are checked, not
     // rewritten).
-    let mut todo: Vec<(usize, Vec<(usize, f64, bool)>)> = Vec::new();
+    let mut todo: Vec<(usize, Vec<Job>)> = Vec::new();
     let mut total = 0u64;
     let mut n_redo = 0usize;
     for (ii, p) in images.iter().enumerate() {
@@ -406,8 +409,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
             for &t in &cfg.bpp {
                 if !done.contains(&(name.clone(), cname.clone(), fmt_bpp(t))) {
                     jobs.push((ci, t, false));
-                } else if want_images
-                    && !pictures::decoded_path(&cfg.out, cname, t, &name).exists()
+                } else if want_images && !pictures::decoded_path(&cfg.out, cname, t, &name).exists()
                 {
                     jobs.push((ci, t, true));
                     n_redo += 1;

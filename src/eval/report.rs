@@ -10,10 +10,10 @@
 //! - `fid_split`, `kid_split`, `kid_split_std` and `fid_ref`, `kid_ref`, `kid_ref_std`: the
 //!   unpaired realism protocols of [`super::realism`] (decoded patches against patches of
 //!   other images: the other half of the evaluation set, or a fixed reference folder).
+use super::realism::{self, RefSource, Stat};
 use super::{
     RATE_TOLERANCE, Row, RunInfo, fmt_bpp, read_features, ref_feature_path, row_feature_path,
 };
-use super::realism::{self, RefSource, Stat};
 use crate::metrics::fid::{self, Features};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,12 @@ pub fn summarize(out: &Path, info: &RunInfo, rows: &[Row]) -> Result<Summary> {
     if info.feature_dim > 0 {
         for im in &images {
             let f = read_features(&ref_feature_path(out, im), d)?;
-            if odd[im.as_str()] { &mut y_odd } else { &mut y_even }.extend(&f)?;
+            if odd[im.as_str()] {
+                &mut y_odd
+            } else {
+                &mut y_even
+            }
+            .extend(&f)?;
         }
         realism_info.split_floor = realism::split(&y_even, &y_odd, &y_even, &y_odd)?;
         if let Some((src, rf)) = realism::load_ref(out, d)? {
@@ -426,7 +431,10 @@ fn plot_realism_distortion(out: &Path, s: &Summary) -> Result<bool> {
                 .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
             let (px, py) = (((x1 - x0) * 0.1).max(1e-6), ((y1 - y0) * 0.1).max(1e-6));
             let mut chart = ChartBuilder::on(area)
-                .caption(format!("{} vs {}", label(ym), label(xm)), ("sans-serif", 16))
+                .caption(
+                    format!("{} vs {}", label(ym), label(xm)),
+                    ("sans-serif", 16),
+                )
                 .margin(10)
                 .x_label_area_size(36)
                 .y_label_area_size(60)

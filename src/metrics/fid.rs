@@ -274,10 +274,7 @@ pub fn kid_unpaired(x: &Features, y: &Features) -> Result<f64> {
 /// a set has fewer than 4 vectors). Pairs whose sets have fewer than 2 vectors are skipped;
 /// none left is an error.
 pub fn kid_two_sample(pairs: &[(&Features, &Features)]) -> Result<KidResult> {
-    let usable: Vec<_> = pairs
-        .iter()
-        .filter(|(x, y)| x.n >= 2 && y.n >= 2)
-        .collect();
+    let usable: Vec<_> = pairs.iter().filter(|(x, y)| x.n >= 2 && y.n >= 2).collect();
     ensure!(
         !usable.is_empty(),
         "unpaired KID needs a pair of sets with at least 2 feature vectors each"
@@ -285,7 +282,11 @@ pub fn kid_two_sample(pairs: &[(&Features, &Features)]) -> Result<KidResult> {
     let mut mats = Vec::new();
     for (x, y) in &usable {
         ensure!(x.d == y.d, "KID: feature dims differ ({} vs {})", x.d, y.d);
-        mats.push((kernel_matrix(x, x), kernel_matrix(y, y), kernel_matrix(x, y)));
+        mats.push((
+            kernel_matrix(x, x),
+            kernel_matrix(y, y),
+            kernel_matrix(x, y),
+        ));
     }
     let kid = mats
         .iter()

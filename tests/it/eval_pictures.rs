@@ -40,7 +40,12 @@ fn png_size(p: &Path) -> (u32, u32) {
 fn svg_ok(p: &Path) {
     let s = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let doc = roxmltree::Document::parse(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert_eq!(doc.root_element().tag_name().name(), "svg", "{}", p.display());
+    assert_eq!(
+        doc.root_element().tag_name().name(),
+        "svg",
+        "{}",
+        p.display()
+    );
     assert!(
         doc.descendants().filter(|n| n.is_element()).count() > 10,
         "{} is nearly empty",
@@ -90,12 +95,15 @@ fn fresh_eval_writes_pictures_sheets_realism_and_reports() {
         assert!(h > 2 * (96 + 4 * 10), "{im}: sheet height {h}");
     }
     // A sheet tile is the decoded picture itself (top-left tile of the first codec, row 1).
-    let sheet = image::open(sheet_path(&out, &images[0]))
-        .unwrap()
-        .to_rgb8();
-    let dec = image::open(decoded_path(&out, &rows_sorted_first(&codecs), 0.5, &images[0]))
-        .unwrap()
-        .to_rgb8();
+    let sheet = image::open(sheet_path(&out, &images[0])).unwrap().to_rgb8();
+    let dec = image::open(decoded_path(
+        &out,
+        &rows_sorted_first(&codecs),
+        0.5,
+        &images[0],
+    ))
+    .unwrap()
+    .to_rgb8();
     let (x0, y0) = (8 + 96 + 8, 8 + 8 + 2 + 8);
     for (x, y) in [(0, 0), (50, 30), (95, 95)] {
         assert_eq!(sheet.get_pixel(x0 + x, y0 + y), dec.get_pixel(x, y));
@@ -157,7 +165,10 @@ fn fresh_eval_writes_pictures_sheets_realism_and_reports() {
     let mut n_refs = 0;
     for part in html.split("src=\"").skip(1) {
         let rel = &part[..part.find('"').unwrap()];
-        assert!(out.join(rel).exists(), "report.html references missing {rel}");
+        assert!(
+            out.join(rel).exists(),
+            "report.html references missing {rel}"
+        );
         n_refs += 1;
     }
     assert!(n_refs >= images.len(), "only {n_refs} pictures referenced");
