@@ -113,13 +113,13 @@ fn sheet(
     let scale = if tw >= 512 { 2 } else { 1 };
     let line = CELL * scale + 2;
     let max_chars = (tw / (CELL * scale)) as usize;
+    // The name's lines, then bpp, PSNR and a possible "(no picture)".
     let label_lines = codecs
         .iter()
         .map(|c| font::wrap(c, max_chars).len())
         .max()
         .unwrap_or(1)
-        .max(2)
-        + 2;
+        + 3;
     let cell_h = th + MARGIN / 2 + label_lines as u32 * line + MARGIN;
     let header = line + MARGIN;
     let cols = codecs.len() as u32 + 1;
