@@ -310,9 +310,20 @@ fn plot(out: &Path, s: &Summary, m: &str) -> Result<bool> {
     let (mut x0, mut x1) = pts
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    // The unpaired protocols' floor (the originals' own score), drawn as a grey line.
+    let floor = match m {
+        "fid_unpaired" => s.realism.split_floor.as_ref().and_then(|f| f.fid),
+        "kid_unpaired" => s.realism.split_floor.as_ref().map(|f| f.kid),
+        "fid_ref" => s.realism.reference_floor.as_ref().and_then(|f| f.fid),
+        "kid_ref" => s.realism.reference_floor.as_ref().map(|f| f.kid),
+        _ => None,
+    }
+    .filter(|v| v.is_finite());
     let (mut y0, mut y1) = pts
         .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        .map(|p| p.1)
+        .chain(floor)
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     x0 = (x0 * 0.8).max(1e-4);
     x1 *= 1.25;
     let pad = ((y1 - y0) * 0.08).max(1e-6);
@@ -349,6 +360,16 @@ fn plot(out: &Path, s: &Summary, m: &str) -> Result<bool> {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
             chart.draw_series(v.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        if let Some(fl) = floor {
+            let grey = RGBColor(128, 128, 128);
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x0, fl), (x1, fl)],
+                    grey.stroke_width(1),
+                ))?
+                .label("originals (floor)")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
         }
         // Keep the legend where the curves are not: top right for lower-is-better metrics
         // (they fall with rate), top left for higher-is-better ones.

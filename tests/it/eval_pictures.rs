@@ -142,6 +142,8 @@ fn fresh_eval_writes_pictures_sheets_realism_and_reports() {
     ] {
         assert!(md.contains(needle), "report.md lacks {needle}");
     }
+    let kid_svg = std::fs::read_to_string(out.join("kid_unpaired.svg")).unwrap();
+    assert!(kid_svg.contains("originals (floor)"), "no floor line");
     for svg in [
         "psnr.svg",
         "kid.svg",
