@@ -75,9 +75,21 @@ pub struct RunArgs {
     /// [default: $DIFFC_INCEPTION or ~/.cache/diffc/inception.safetensors].
     #[arg(long)]
     pub inception: Option<PathBuf>,
-    /// Also write every decoded image to OUT/images/CODEC/BPP/NAME.png.
-    #[arg(long)]
+    /// Keep every decoded picture in OUT/images/CODEC/BPP/NAME.png and write comparison
+    /// sheets to OUT/sheets/ [default: on for runs of at most 50 images]. On a finished
+    /// run, rows lacking their picture are re-encoded and decoded for it (numbers checked).
+    #[arg(long, conflicts_with = "no_images")]
     pub save_images: bool,
+    /// Keep no pictures (and write no sheets), whatever the number of images.
+    #[arg(long)]
+    pub no_images: bool,
+    /// Keep only the centred N×N crop of each picture (saves space on large images).
+    #[arg(long, value_name = "N")]
+    pub image_crop: Option<usize>,
+    /// Also score realism against this fixed folder of reference images (unpaired FID/KID;
+    /// features computed once, cached in OUT/features/realism-ref/).
+    #[arg(long, value_name = "DIR")]
+    pub realism_ref: Option<PathBuf>,
     /// Threads for the whole run [default: all cores]. Everything inside (PFR, the networks) runs
     /// in this pool too, so `--jobs 1` means one core, not one image at a time on all cores.
     #[arg(long)]
@@ -130,7 +142,15 @@ pub fn run(args: EvalArgs, device: crate::device::DeviceKind) -> Result<()> {
         patch: a.patch,
         features: a.features,
         inception_weights: a.inception,
-        save_images: a.save_images,
+        save_images: if a.save_images {
+            Some(true)
+        } else if a.no_images {
+            Some(false)
+        } else {
+            None
+        },
+        image_crop: a.image_crop,
+        realism_ref: a.realism_ref,
         jobs: a.jobs,
         max_pixels: a.max_pixels,
         progress: !a.quiet,
@@ -138,7 +158,7 @@ pub fn run(args: EvalArgs, device: crate::device::DeviceKind) -> Result<()> {
     };
     eval::run(&cfg)?;
     eprintln!(
-        "wrote {}/{{results.csv,summary.json,report.md,*.svg}}",
+        "wrote {}/{{results.csv,summary.json,report.md,*.svg,sheets/}}",
         out.display()
     );
     Ok(())

@@ -10,7 +10,12 @@
 //! - `results.csv`: one line per row, appended as rows finish (resumable);
 //! - `features/ref/<image>.f32`, `features/<codec>/<target>/<image>.f32`: raw little-endian
 //!   `f32` patch features, `n_patches × dim`;
-//! - `summary.json`, `report.md`, `<metric>.svg`: aggregates, recomputed from all rows.
+//! - `summary.json`, `report.md`, `report.html`, `<metric>.svg`, `realism_distortion.svg`:
+//!   aggregates, recomputed from all rows (unpaired realism: [`realism`]);
+//! - `images/original/<image>.png`, `images/<codec>/<target>/<image>.png`, `sheets/<image>.png`:
+//!   the pictures and comparison sheets ([`pictures`]; on by default up to 50 images). A
+//!   resumed run with pictures re-encodes and decodes the finished rows whose picture is
+//!   missing, checking (not rewriting) their numbers.
 //!
 //! Sharding: `--shard i/n` takes the images whose index in the sorted list is ≡ i (mod n);
 //! `merge` unions shard folders (rows and feature files) and recomputes the aggregates,
@@ -18,6 +23,10 @@
 //! image name, independent of completion order).
 pub mod baselines;
 pub mod codecs;
+pub mod font;
+pub mod html;
+pub mod pictures;
+pub mod realism;
 pub mod report;
 
 use crate::codec::{Codec, DecodeOptions, RateTarget};
@@ -62,7 +71,15 @@ pub struct EvalConfig {
     pub patch: usize,
     pub features: FeatureKind,
     pub inception_weights: Option<PathBuf>,
-    pub save_images: bool,
+    /// Keep the decoded pictures (and write comparison sheets): `Some(true)` always,
+    /// `Some(false)` never, `None` when the run has at most
+    /// [`pictures::DEFAULT_MAX_IMAGES`] images.
+    pub save_images: Option<bool>,
+    /// Keep only the centred `N × N` crop of each picture.
+    pub image_crop: Option<usize>,
+    /// A fixed folder of reference images for the unpaired realism protocol (features
+    /// computed once and cached under `features/realism-ref/`).
+    pub realism_ref: Option<PathBuf>,
     pub jobs: Option<usize>,
     /// The decoders' pixel limit ([`crate::codec::DecodeOptions::max_pixels`]; default
     /// [`crate::codec::DEFAULT_MAX_PIXELS`]): larger images' rows fail with that error.
@@ -298,6 +315,9 @@ fn check_run_info(out: &Path, info: &RunInfo) -> Result<()> {
     Ok(())
 }
 
+/// One row to compute: (codec index, target, redo only for the picture).
+type Job = (usize, f64, bool);
+
 /// Runs (or resumes) an evaluation and writes the aggregates.
 pub fn run(cfg: &EvalConfig) -> Result<()> {
     ensure!(!cfg.codecs.is_empty(), "no codecs given");
@@ -334,6 +354,14 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
         patch: cfg.patch,
     };
     check_run_info(&cfg.out, &info)?;
+    let want_images = cfg
+        .save_images
+        .unwrap_or(images.len() <= pictures::DEFAULT_MAX_IMAGES);
+    if let (Some(dir), Some(ex)) = (&cfg.realism_ref, &extractor) {
+        realism::prepare_ref(&cfg.out, dir, ex.as_ref(), cfg.patch)?;
+    } else if cfg.realism_ref.is_some() {
+        eprintln!("warning: --realism-ref needs a feature network (--features); ignored");
+    }
 
     let codecs: Vec<(String, codecs::Made)> = cfg
         .codecs
@@ -365,26 +393,40 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
     let mut uniq = BTreeSet::new();
     keep.retain(|r| uniq.insert(r.key()));
     write_rows(&csv_path, &keep)?;
+    let old_rows: BTreeMap<(String, String, String), Row> =
+        keep.into_iter().map(|r| (r.key(), r)).collect();
 
-    let mut todo: Vec<(usize, Vec<(usize, f64)>)> = Vec::new();
+    // Jobs: (codec, target, redo). A redo job re-encodes and re-decodes a finished row only
+    // for its missing picture (deterministic codecs: the row's numbers are checked, not
+    // rewritten).
+    let mut todo: Vec<(usize, Vec<Job>)> = Vec::new();
     let mut total = 0u64;
+    let mut n_redo = 0usize;
     for (ii, p) in images.iter().enumerate() {
         let name = image_name(p);
         let mut jobs = Vec::new();
         for (ci, (cname, _)) in codecs.iter().enumerate() {
             for &t in &cfg.bpp {
                 if !done.contains(&(name.clone(), cname.clone(), fmt_bpp(t))) {
-                    jobs.push((ci, t));
+                    jobs.push((ci, t, false));
+                } else if want_images && !pictures::decoded_path(&cfg.out, cname, t, &name).exists()
+                {
+                    jobs.push((ci, t, true));
+                    n_redo += 1;
                 }
             }
         }
         let need_ref = extractor.is_some() && !ref_feature_path(&cfg.out, &name).exists();
-        if !jobs.is_empty() || need_ref {
+        let need_orig = want_images && !pictures::original_path(&cfg.out, &name).exists();
+        if !jobs.is_empty() || need_ref || need_orig {
             total += jobs.len() as u64;
             todo.push((ii, jobs));
         }
     }
 
+    if n_redo > 0 {
+        eprintln!("{n_redo} finished row(s) lack their picture: re-encoding and decoding them");
+    }
     let bar = if cfg.progress {
         indicatif::ProgressBar::new(total)
     } else {
@@ -411,6 +453,11 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
             let name = image_name(path);
             let res = (|| -> Result<()> {
                 let img = image_io::load(path)?;
+                let op = pictures::original_path(&cfg.out, &name);
+                if want_images && !op.exists() {
+                    std::fs::create_dir_all(op.parent().unwrap())?;
+                    image_io::save_png(&pictures::crop_centre(&img, cfg.image_crop), &op)?;
+                }
                 if let Some(ex) = &extractor {
                     let rp = ref_feature_path(&cfg.out, &name);
                     if !rp.exists() {
@@ -422,7 +469,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                 // trajectory across targets). If it fails, each row encodes alone and reports
                 // its own error.
                 let mut targets: BTreeMap<&str, (usize, Vec<f64>)> = BTreeMap::new();
-                for &(ci, t) in jobs {
+                for &(ci, t, _) in jobs {
                     let e = targets
                         .entry(codecs[ci].1.encoder_key.as_str())
                         .or_insert((ci, vec![]));
@@ -437,7 +484,7 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                         }
                     }
                 }
-                for &(ci, t) in jobs {
+                for &(ci, t, redo) in jobs {
                     let (cname, made) = &codecs[ci];
                     let key = (made.encoder_key.clone(), t.to_bits());
                     let r = eval_row(
@@ -447,11 +494,29 @@ pub fn run(cfg: &EvalConfig) -> Result<()> {
                         cname,
                         made,
                         t,
-                        extractor.as_deref(),
+                        if redo { None } else { extractor.as_deref() },
+                        want_images,
                         &mut enc_cache,
                         key,
                     );
                     match r {
+                        Ok(row) if redo => {
+                            if let Some(old) = old_rows.get(&row.key())
+                                && (old.bytes != row.bytes || old.psnr != row.psnr)
+                            {
+                                let msg = format!(
+                                    "warning: {name} × {cname} @ {t} bpp: the re-decoded \
+                                     picture differs from its row ({} bytes, {:.4} dB now; \
+                                     {} bytes, {:.4} dB in results.csv, kept)",
+                                    row.bytes, row.psnr, old.bytes, old.psnr
+                                );
+                                if bar.is_hidden() {
+                                    eprintln!("{msg}");
+                                } else {
+                                    bar.println(msg);
+                                }
+                            }
+                        }
                         Ok(row) => {
                             use std::io::Write;
                             let line = row_line(&row)?;
@@ -530,6 +595,7 @@ fn eval_row(
     made: &codecs::Made,
     target: f64,
     extractor: Option<&dyn FeatureExtractor>,
+    save_image: bool,
     enc_cache: &mut BTreeMap<(String, u64), (Vec<u8>, f64)>,
     key: (String, u64),
 ) -> Result<Row> {
@@ -562,15 +628,10 @@ fn eval_row(
             &ex.extract(&patches(&dec, cfg.patch))?,
         )?;
     }
-    if cfg.save_images {
-        let p = cfg
-            .out
-            .join("images")
-            .join(cname)
-            .join(fmt_bpp(target))
-            .join(format!("{name}.png"));
+    if save_image {
+        let p = pictures::decoded_path(&cfg.out, cname, target, name);
         std::fs::create_dir_all(p.parent().unwrap())?;
-        image_io::save_png(&dec, &p)?;
+        image_io::save_png(&pictures::crop_centre(&dec, cfg.image_crop), &p)?;
     }
     Ok(Row {
         image: name.to_string(),
@@ -632,6 +693,24 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<()> {
                     ),
                 ] {
                     if !dst.exists() {
+                        std::fs::create_dir_all(dst.parent().unwrap())?;
+                        std::fs::copy(&src, &dst)
+                            .with_context(|| format!("copying {}", src.display()))?;
+                    }
+                }
+            }
+            if !same_dir(dir, out) {
+                for (src, dst) in [
+                    (
+                        pictures::original_path(dir, &r.image),
+                        pictures::original_path(out, &r.image),
+                    ),
+                    (
+                        pictures::decoded_path(dir, &r.codec, r.target_bpp, &r.image),
+                        pictures::decoded_path(out, &r.codec, r.target_bpp, &r.image),
+                    ),
+                ] {
+                    if src.exists() && !dst.exists() {
                         std::fs::create_dir_all(dst.parent().unwrap())?;
                         std::fs::copy(&src, &dst)
                             .with_context(|| format!("copying {}", src.display()))?;

@@ -7,7 +7,7 @@ use diffc::eval::{self, EvalConfig, FeatureKind, report::Summary};
 use diffc::image_io::{Image, Shape, save_png};
 use std::path::Path;
 
-fn synth(dir: &Path, n: usize) {
+pub(crate) fn synth(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for k in 0..n {
         let (h, w) = (176, 176);
@@ -40,7 +40,9 @@ fn cfg(data: &Path, out: &Path, shard: Option<(usize, usize)>) -> EvalConfig {
         patch: 32,
         features: FeatureKind::Tiny,
         inception_weights: None,
-        save_images: false,
+        save_images: Some(false),
+        image_crop: None,
+        realism_ref: None,
         jobs: Some(2),
         max_pixels: diffc::codec::DEFAULT_MAX_PIXELS,
         progress: false,

@@ -5,6 +5,7 @@ mod common;
 mod cli;
 mod diffc_codec;
 mod eval_baselines;
+mod eval_pictures;
 mod eval_shards;
 mod gaussian_experiment;
 mod golden_bitstream;
