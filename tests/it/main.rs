@@ -6,6 +6,7 @@ mod cli;
 mod diffc_codec;
 mod eval_baselines;
 mod eval_shards;
+mod fuzz_replay;
 mod gaussian_experiment;
 mod golden_bitstream;
 mod hfd_codec;
