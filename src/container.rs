@@ -360,7 +360,12 @@ mod tests {
 
     #[test]
     fn huge_varint_sides_are_too_large_not_an_overflow() {
-        for (w, h) in [(u64::MAX, 0), (0, u64::MAX), (u64::MAX, u64::MAX), (1 << 33, 1 << 33)] {
+        for (w, h) in [
+            (u64::MAX, 0),
+            (0, u64::MAX),
+            (u64::MAX, u64::MAX),
+            (1 << 33, 1 << 33),
+        ] {
             assert!(
                 matches!(
                     File::from_bytes(&header_with(w, h, None)),

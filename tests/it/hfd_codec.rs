@@ -310,7 +310,9 @@ fn a_decoder_with_other_scales_reports_the_mismatch() {
     let img = photo(48, 64, 40, 80);
     for quant in [Quant::Round, Quant::Dither] {
         let enc = codec(quant);
-        let bytes = enc.encode(&img, RateTarget::Step(RATE_STEPS as usize + 5)).unwrap();
+        let bytes = enc
+            .encode(&img, RateTarget::Step(RATE_STEPS as usize + 5))
+            .unwrap();
         let f = File::from_bytes(&bytes).unwrap();
         let mut cur = diffc::container::Cursor::new(&f.body);
         let h = diffc::codec::hfd_mse::HfdHeader::read(&mut cur, CodecId::HfdMse).unwrap();
@@ -325,12 +327,15 @@ fn a_decoder_with_other_scales_reports_the_mismatch() {
         );
         for eps in [1e-2, -3e-3] {
             dec.scale_perturbation = eps;
-            let e = dec
-                .decode(&bytes, &DecodeOptions::default())
-                .unwrap_err();
+            let e = dec.decode(&bytes, &DecodeOptions::default()).unwrap_err();
             assert!(
-                matches!(&e, Error::Format(FormatError::Corrupt { field: "scale levels", .. }))
-                    && e.to_string().contains("another build"),
+                matches!(
+                    &e,
+                    Error::Format(FormatError::Corrupt {
+                        field: "scale levels",
+                        ..
+                    })
+                ) && e.to_string().contains("another build"),
                 "{quant:?} {eps}: {e}"
             );
         }

@@ -400,7 +400,9 @@ fn diffc_file(
 fn declared_work_beyond_the_limits_is_refused_per_codec() {
     use diffc::channel::ChannelKind;
     use diffc::codec::diffc::DiffcParams;
-    let codec = DiffC::new(std::sync::Arc::new(diffc::denoiser::gauss_spectrum().unwrap()));
+    let codec = DiffC::new(std::sync::Arc::new(
+        diffc::denoiser::gauss_spectrum().unwrap(),
+    ));
     let opts = DecodeOptions {
         steps: Some(2),
         ..DecodeOptions::default()
@@ -424,8 +426,16 @@ fn declared_work_beyond_the_limits_is_refused_per_codec() {
             .decode(&diffc_file(ch, 16, 16, 0, None), &opts)
             .unwrap();
         // 8000×8000 and 4096×2049 (just over 2^23 pixels): over the pixel limit
-        quick(&format!("{ch:?} size"), &diffc_file(ch, 8000, 8000, 1, None), &over);
-        quick(&format!("{ch:?} size"), &diffc_file(ch, 4096, 2049, 1, None), &over);
+        quick(
+            &format!("{ch:?} size"),
+            &diffc_file(ch, 8000, 8000, 1, None),
+            &over,
+        );
+        quick(
+            &format!("{ch:?} size"),
+            &diffc_file(ch, 4096, 2049, 1, None),
+            &over,
+        );
         // 4096 steps over a 2048×2048 image: 2^34 pixel-steps, over 2^23 × 64
         let long = DiffcParams {
             steps: 4096,
@@ -528,10 +538,11 @@ fn declared_work_beyond_the_limits_is_refused_per_codec() {
         f.body = body;
         let t0 = Instant::now();
         let e = c.decode(&f.to_bytes(), &opts).unwrap_err();
-        assert!(corrupt(&e) && e.to_string().contains("rate code"), "{spec}: {e}");
-        let e = c
-            .decode(&with_size(&small, 4096, 2049), &opts)
-            .unwrap_err();
+        assert!(
+            corrupt(&e) && e.to_string().contains("rate code"),
+            "{spec}: {e}"
+        );
+        let e = c.decode(&with_size(&small, 4096, 2049), &opts).unwrap_err();
         assert!(over(&e), "{spec}: {e}");
         assert!(t0.elapsed().as_secs_f64() < 2.0, "{spec}: slow refusal");
     }
