@@ -6,6 +6,7 @@
 # Usage: eval/results/determinism/run.sh [SIZE...]   (default 128; e.g. `128 256`)
 # DECODERS="base native" (default) picks the builds that decode; REUSE=1 keeps the files and rows
 # of an earlier run (so the two halves can run apart: DECODERS=base, then REUSE=1 DECODERS=native).
+# CODECS="diffc-pfr …" and THREADS="1" restrict a run to some codecs and thread counts.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 out=eval/results/determinism
@@ -34,6 +35,7 @@ for s in $sizes; do
   [ -f "$img" ] || python3 -c "from PIL import Image; Image.open('eval/samples/astronaut-256.png').convert('RGB').resize(($s, $s), Image.LANCZOS).save('$img')"
   for c in "${codecs[@]}"; do
     name=${c%%|*}; flags=${c#*|}
+    case " ${CODECS:-$name} " in *" $name "*) ;; *) continue;; esac
     f=$work/$name-$s.dfc
     # shellcheck disable=SC2086
     [ "${REUSE:-0}" = 1 ] && [ -f "$f" ] || $base encode -q $flags -o "$f" "$img"
@@ -45,7 +47,7 @@ for s in $sizes; do
     fi
     for b in $decoders; do
       bin=$base; [ $b = native ] && bin=$native
-      for t in 1 2; do
+      for t in ${THREADS:-1 2}; do
         png=$work/$name-$s-$b-t$t.png
         rm -f "$png"
         t0=$(date +%s.%N)
