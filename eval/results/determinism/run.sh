@@ -14,10 +14,12 @@ work=${DET_WORK:-/tmp/det-work}
 mkdir -p "$work"
 sizes=${*:-128}
 decoders=${DECODERS:-base native}
-cargo build --release -j 1 --bin diffc
-case " $decoders " in *" native "*)
-  RUSTFLAGS="-C target-cpu=native" cargo build --release -j 1 --bin diffc --target-dir /tmp/det-native;;
-esac
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --release -j 1 --bin diffc
+  case " $decoders " in *" native "*)
+    RUSTFLAGS="-C target-cpu=native" cargo build --release -j 1 --bin diffc --target-dir /tmp/det-native;;
+  esac
+fi
 base=target/release/diffc
 native=/tmp/det-native/release/diffc
 # codec name | encode flags (default model of each family)
