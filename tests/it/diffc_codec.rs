@@ -273,7 +273,6 @@ fn wrong_model_is_refused() {
 /// with equal variances, so a float difference between builds only moves the latent.
 #[test]
 fn no_known_model_makes_the_tables_depend_on_its_floats() {
-    use diffc::denoiser::Denoiser;
     let cpu = candle_core::Device::Cpu;
     let shape = Shape::new(3, 8, 8);
     let z = vec![0.1f32; shape.len()];
