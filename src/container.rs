@@ -129,11 +129,14 @@ impl File {
             ));
         }
         let mut cur = Cursor { b: data, pos: 6 };
-        let width = cur.varint()? + 1;
-        let height = cur.varint()? + 1;
+        // a varint may be u64::MAX: checked arithmetic, so a hostile header is an error
+        let width = cur.varint()?.saturating_add(1);
+        let height = cur.varint()?.saturating_add(1);
         if width > MAX_SIDE as u64
             || height > MAX_SIDE as u64
-            || width * height > crate::image_io::MAX_PIXELS
+            || width
+                .checked_mul(height)
+                .is_none_or(|n| n > crate::image_io::MAX_PIXELS)
         {
             return Err(FormatError::TooLarge {
                 width,
@@ -146,7 +149,7 @@ impl File {
         }
         let seed = cur.varint()?;
         let params = if flags & 1 != 0 {
-            let n = cur.varint()? as usize;
+            let n = usize::try_from(cur.varint()?).unwrap_or(usize::MAX);
             Some(cur.take(n)?.to_vec())
         } else {
             None
@@ -218,7 +221,7 @@ impl<'a> Cursor<'a> {
         Err(FormatError::corrupt("varint", "overflow"))
     }
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.b.len() - self.pos {
+        if n > self.b.len().saturating_sub(self.pos) {
             return Err(FormatError::Truncated("field"));
         }
         let s = &self.b[self.pos..self.pos + n];
@@ -230,7 +233,7 @@ impl<'a> Cursor<'a> {
         self.pos >= self.b.len()
     }
     pub fn rest(&mut self) -> &'a [u8] {
-        let s = &self.b[self.pos..];
+        let s = self.b.get(self.pos..).unwrap_or_default();
         self.pos = self.b.len();
         s
     }
@@ -332,6 +335,62 @@ mod tests {
                 expected: "diffc"
             })
         );
+    }
+
+    /// Fixes up the CRC of `d` (whose last 4 bytes are a CRC).
+    fn with_crc(mut d: Vec<u8>) -> Vec<u8> {
+        d.truncate(d.len() - 4);
+        let crc = crc32fast::hash(&d);
+        d.extend_from_slice(&crc.to_le_bytes());
+        d
+    }
+
+    /// A header whose width, height and params-length varints are `w`, `h` and `n`.
+    fn header_with(w: u64, h: u64, n: Option<u64>) -> Vec<u8> {
+        let mut d = vec![b'D', b'F', VERSION << 4, 0, 0, n.is_some() as u8 | (2 << 1)];
+        put_varint(&mut d, w);
+        put_varint(&mut d, h);
+        put_varint(&mut d, 0);
+        if let Some(n) = n {
+            put_varint(&mut d, n);
+        }
+        d.extend_from_slice(&[0; 4]);
+        with_crc(d)
+    }
+
+    #[test]
+    fn huge_varint_sides_are_too_large_not_an_overflow() {
+        for (w, h) in [
+            (u64::MAX, 0),
+            (0, u64::MAX),
+            (u64::MAX, u64::MAX),
+            (1 << 33, 1 << 33),
+        ] {
+            assert!(
+                matches!(
+                    File::from_bytes(&header_with(w, h, None)),
+                    Err(FormatError::TooLarge { .. })
+                ),
+                "{w}x{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_params_length_is_truncated_not_an_overflow() {
+        for n in [u64::MAX, u64::MAX / 2, 1 << 40, 5] {
+            assert!(
+                matches!(
+                    File::from_bytes(&header_with(9, 9, Some(n))),
+                    Err(FormatError::Truncated(_))
+                ),
+                "params length {n}"
+            );
+        }
+        let mut c = Cursor::new(&[1, 2]);
+        c.pos = 5;
+        assert!(c.take(1).is_err());
+        assert!(c.rest().is_empty());
     }
 
     #[test]

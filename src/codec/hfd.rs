@@ -113,7 +113,8 @@ impl Hfd {
         Hfd::new(mse, Arc::new(UNetDenoiser::from_checkpoint(&ck, device)?))
     }
 
-    fn refiner_fp(&self) -> u16 {
+    /// The refiner's 16-bit fingerprint (what an `hfd` file names).
+    pub fn refiner_fp(&self) -> u16 {
         self.refiner.fingerprint() as u16
     }
 

@@ -1,7 +1,9 @@
 //! `hfd-mse`: HFD's MSE transform codec (mean-scale hyperprior, [`crate::nn::hyperprior`]).
 //!
 //! Bitstream body: [`HfdHeader`] (`varint(rate code) | quant byte | [refiner fingerprint u16 LE,
-//! HFD only]`) then the range-coded payload, which holds holding ẑ (channel-major) then the symbols of y.
+//! HFD only]`) then the range-coded payload, which holds ẑ (channel-major), then (when the
+//! quant byte's bit 1 is set, as every file this version writes) 16 raw bits of a checksum of
+//! the scale levels of ẑ and y ([`level_check`]), then the symbols of y.
 //! The rate code c sets the continuous gain-unit rate r = c / [`RATE_STEPS`] + [`RATE_MIN`],
 //! so one model serves any bpp; `--bpp` bisects c for the largest file within budget.
 //! Rates in [`RATE_MIN`], 0) extrapolate the gains below the lowest trained rate.
@@ -11,6 +13,10 @@
 //! is built from the level index with libm only ([`GaussianTables`]), so encoder and decoder
 //! select identical tables: a float difference can only move σ across a level boundary when
 //! the two sides compute h_s(ẑ) differently (different CPU/GPU), never within one build.
+//! Such a flip would desynchronise the range decoder silently (a garbage image), so the file
+//! carries a 16-bit checksum of every level the encoder used and the decoder compares its own
+//! before decoding y: a mismatch is a [`FormatError::Corrupt`] naming the cause (a 2⁻¹⁶ chance
+//! of a mismatch passing unseen).
 //!
 //! Quantisation of y ([`Quant`]): rounding of y − μ, or universal quantisation with a
 //! shared-seed dither u: k = round(y − μ + u), ŷ = μ + k − u (the training noise, exactly).
@@ -106,6 +112,10 @@ pub struct HfdMse {
     /// A budget below the lowest rate gives the lowest-rate file instead of an error
     /// (the evaluation harness records the missed target).
     pub floor_at_lowest: bool,
+    /// Relative error injected into every scale of the entropy model (0: none). Tests set it on
+    /// a decoder to stand in for another build's float path (`level_check`).
+    #[doc(hidden)]
+    pub scale_perturbation: f64,
 }
 
 /// The body header of `hfd-mse` and `hfd` files: one `write` and one `read`, used by the
@@ -116,12 +126,15 @@ pub struct HfdHeader {
     pub quant: Quant,
     /// The refiner's 16-bit fingerprint (`hfd` files only).
     pub refiner_fp: Option<u16>,
+    /// The payload carries the scale levels' checksum ([`level_check`]; bit 1 of the quant
+    /// byte). Every file this version writes has it; files without it still decode, unchecked.
+    pub levels_checked: bool,
 }
 
 impl HfdHeader {
     pub fn write(&self, out: &mut Vec<u8>) {
         put_varint(out, self.rate_code);
-        out.push(self.quant as u8);
+        out.push(self.quant as u8 | (self.levels_checked as u8) << 1);
         if let Some(fp) = self.refiner_fp {
             out.extend_from_slice(&fp.to_le_bytes());
         }
@@ -130,10 +143,11 @@ impl HfdHeader {
     /// Reads the header of a body written by codec `codec` (`hfd` files carry the refiner).
     pub fn read(c: &mut Cursor, codec: CodecId) -> Result<Self, FormatError> {
         let rate_code = c.varint()?;
-        let quant = match c.u8()? {
+        let q = c.u8()?;
+        let quant = match q & !2 {
             0 => Quant::Round,
             1 => Quant::Dither,
-            q => {
+            _ => {
                 return Err(FormatError::corrupt(
                     "quantiser",
                     format!("unknown kind {q}"),
@@ -149,6 +163,7 @@ impl HfdHeader {
             rate_code,
             quant,
             refiner_fp,
+            levels_checked: q & 2 != 0,
         })
     }
 }
@@ -184,6 +199,7 @@ impl HfdMse {
             seed: 0,
             quant: Quant::default(),
             floor_at_lowest: false,
+            scale_perturbation: 0.0,
         })
     }
 
@@ -243,7 +259,10 @@ impl HfdMse {
             .flatten_all()?
             .to_vec1::<f32>()?
             .into_iter()
-            .map(|l| self.scales.index((l.exp() as f64).max(smin)))
+            .map(|l| {
+                let s = l.exp() as f64 * (1.0 + self.scale_perturbation);
+                self.scales.index(s.max(smin))
+            })
             .collect();
         Ok((mu, lv))
     }
@@ -268,6 +287,7 @@ impl HfdMse {
         }
         let zq = Tensor::from_vec(zq, (1, nz, zh, zw), &self.device)?;
         let (mu, lv) = self.y_model(&zq)?;
+        w.raw(level_check(&zlev, &lv) as u64, 16)?;
         let yv = yg.flatten_all()?.to_vec1::<f32>()?;
         let u = match self.quant {
             Quant::Round => vec![0.0; yv.len()],
@@ -302,6 +322,7 @@ impl HfdMse {
             rate_code: code,
             quant: self.quant,
             refiner_fp,
+            levels_checked: true,
         }
         .write(&mut body);
         body.extend_from_slice(payload);
@@ -435,6 +456,19 @@ impl HfdMse {
         }
         let zq = Tensor::from_vec(zq, (1, cfg.nz, zh, zw), &self.device)?;
         let (mu, lv) = self.y_model(&zq)?;
+        if p.header.levels_checked {
+            let sent = r.raw(16)? as u16;
+            let ours = level_check(&zlev, &lv);
+            if sent != ours {
+                return Err(FormatError::corrupt(
+                    "scale levels",
+                    format!(
+                        "checksum {ours:04x} of this decoder's entropy-model levels differs from                          the file's {sent:04x}: the model's hyper-synthesis computed other scales                          than the encoder's (another build, CPU or device) or the file is damaged;                          decoding would give garbage"
+                    ),
+                )
+                .into());
+            }
+        }
         let n = mu.len();
         let u = match p.header.quant {
             Quant::Round => vec![0.0; n],
@@ -473,6 +507,16 @@ impl HfdMse {
         }
         Ok(out)
     }
+}
+
+/// A 16-bit checksum of the scale levels of ẑ's channels (`zlev`) and of y (`lv`): what the
+/// encoder's entropy model chose, so a decoder whose floats chose otherwise reports it.
+pub fn level_check(zlev: &[usize], lv: &[usize]) -> u16 {
+    let mut h = crc32fast::Hasher::new();
+    let bytes: Vec<u8> = zlev.iter().chain(lv).map(|&l| l as u8).collect();
+    h.update(&bytes);
+    let c = h.finalize();
+    (c ^ (c >> 16)) as u16
 }
 
 /// ŷ = μ + k − u.

@@ -1,8 +1,10 @@
 //! Codecs share one encode/decode surface; they orchestrate and hold no maths of their own.
 //! [`registry`] is the one place that turns a codec spec or a file's codec id into a codec.
 pub mod diffc;
+pub mod fuzz;
 pub mod hfd;
 pub mod hfd_mse;
+pub mod info;
 pub mod registry;
 pub mod space;
 pub mod truncate;

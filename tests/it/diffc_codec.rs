@@ -265,3 +265,24 @@ fn wrong_model_is_refused() {
         "{err}"
     );
 }
+
+/// Why a DiffC file cannot desynchronise across builds (issue 17): its chunk plans, Zipf priors
+/// and UQ tables follow from the transmitted step-KL codes, the seed and libm alone, unless the
+/// model reports a posterior variance (then PFR's chunk weights and UQ's prior scale come from
+/// the model's floats, rounded). No model a file can name does: every known model proposes
+/// with equal variances, so a float difference between builds only moves the latent.
+#[test]
+fn no_known_model_makes_the_tables_depend_on_its_floats() {
+    let cpu = candle_core::Device::Cpu;
+    let shape = Shape::new(3, 8, 8);
+    let z = vec![0.1f32; shape.len()];
+    let known = diffc::denoiser::known_models();
+    assert!(known.len() >= 2, "{known:?}");
+    for name in known {
+        let m = diffc::denoiser::load(&name, &cpu).unwrap();
+        assert!(
+            m.posterior_var(&z, shape, 0.0).is_none(),
+            "{name} reports a posterior variance: its PFR and UQ tables would depend on floats"
+        );
+    }
+}

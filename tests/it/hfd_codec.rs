@@ -300,3 +300,44 @@ fn hfd_decoding_is_deterministic_and_checks_its_refiner() {
         "{err}"
     );
 }
+
+/// A decoder whose entropy model computes other scales than the encoder's (another build, CPU
+/// or device: injected here as a relative error on every scale) would pick other tables for
+/// some symbols and decode garbage silently; the file's level checksum turns that into an
+/// error naming the cause. A perturbation too small to move any level decodes bit-identically.
+#[test]
+fn a_decoder_with_other_scales_reports_the_mismatch() {
+    let img = photo(48, 64, 40, 80);
+    for quant in [Quant::Round, Quant::Dither] {
+        let enc = codec(quant);
+        let bytes = enc
+            .encode(&img, RateTarget::Step(RATE_STEPS as usize + 5))
+            .unwrap();
+        let f = File::from_bytes(&bytes).unwrap();
+        let mut cur = diffc::container::Cursor::new(&f.body);
+        let h = diffc::codec::hfd_mse::HfdHeader::read(&mut cur, CodecId::HfdMse).unwrap();
+        assert!(h.levels_checked, "{quant:?}: files carry the check");
+        let want = enc.decode(&bytes, &DecodeOptions::default()).unwrap();
+        let mut dec = codec(quant);
+        dec.scale_perturbation = 1e-12;
+        assert_eq!(
+            dec.decode(&bytes, &DecodeOptions::default()).unwrap(),
+            want,
+            "{quant:?}: a perturbation below every level gap changes nothing"
+        );
+        for eps in [1e-2, -3e-3] {
+            dec.scale_perturbation = eps;
+            let e = dec.decode(&bytes, &DecodeOptions::default()).unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    Error::Format(FormatError::Corrupt {
+                        field: "scale levels",
+                        ..
+                    })
+                ) && e.to_string().contains("another build"),
+                "{quant:?} {eps}: {e}"
+            );
+        }
+    }
+}

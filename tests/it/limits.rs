@@ -355,3 +355,195 @@ fn a_uq_step_with_absurd_kl_is_refused_before_its_tables() {
     assert!(err.contains("prior scale"), "{err}");
     assert!(secs < 20.0, "refused after {secs:.1} s");
 }
+
+/// A DiffC file over `channel` (gauss-spectrum's fingerprint) of `w`×`h` with `params` and
+/// a body header stopping at `stop` steps, and a payload of zeros.
+fn diffc_file(
+    channel: diffc::channel::ChannelKind,
+    w: u32,
+    h: u32,
+    stop: usize,
+    params: Option<&diffc::codec::diffc::DiffcParams>,
+) -> Vec<u8> {
+    use diffc::denoiser::Denoiser;
+    let fp = diffc::denoiser::gauss_spectrum().unwrap().fingerprint() as u16;
+    let mut body = Vec::new();
+    DiffcHeader {
+        stop,
+        frac: 0,
+        channel,
+    }
+    .write(&mut body);
+    body.extend_from_slice(&[0; 16]);
+    File {
+        codec: CodecId::DiffC,
+        model_fp: fp,
+        channels: 3,
+        width: w,
+        height: h,
+        seed: 0,
+        params: params.map(|p| {
+            let mut b = Vec::new();
+            p.write(&mut b);
+            b
+        }),
+        body,
+    }
+    .to_bytes()
+}
+
+/// Declared work beyond the limits, per codec (DiffC over PFR, UQ and mixed; HFD-MSE and HFD):
+/// sizes over the pixel limit, trajectories over the step bound, step counts, PFR chunk sizes
+/// and candidate counts (log2 K) over the format's, and HFD rate codes over the model's are each
+/// refused with a typed error, at once (before the model runs or the latent is allocated).
+#[test]
+fn declared_work_beyond_the_limits_is_refused_per_codec() {
+    use diffc::channel::ChannelKind;
+    use diffc::codec::diffc::DiffcParams;
+    let codec = DiffC::new(std::sync::Arc::new(
+        diffc::denoiser::gauss_spectrum().unwrap(),
+    ));
+    let opts = DecodeOptions {
+        steps: Some(2),
+        ..DecodeOptions::default()
+    };
+    let quick = |what: &str, bytes: &[u8], want: &dyn Fn(&Error) -> bool| {
+        let t0 = Instant::now();
+        let e = codec.decode(bytes, &opts).unwrap_err();
+        let secs = t0.elapsed().as_secs_f64();
+        assert!(want(&e), "{what}: {e}");
+        assert!(secs < 2.0, "{what}: refused after {secs:.2} s");
+    };
+    let over = |e: &Error| matches!(e, Error::Format(FormatError::OverLimit { .. }));
+    let corrupt = |e: &Error| matches!(e, Error::Format(FormatError::Corrupt { .. }));
+    for ch in [ChannelKind::Pfr, ChannelKind::Uq, ChannelKind::Mixed] {
+        let base = DiffcParams {
+            channel: ch,
+            ..DiffcParams::default()
+        };
+        // a sound 16×16 file decodes (so the refusals below are the limits', not the file's)
+        codec
+            .decode(&diffc_file(ch, 16, 16, 0, None), &opts)
+            .unwrap();
+        // 8000×8000 and 4096×2049 (just over 2^23 pixels): over the pixel limit
+        quick(
+            &format!("{ch:?} size"),
+            &diffc_file(ch, 8000, 8000, 1, None),
+            &over,
+        );
+        quick(
+            &format!("{ch:?} size"),
+            &diffc_file(ch, 4096, 2049, 1, None),
+            &over,
+        );
+        // 4096 steps over a 2048×2048 image: 2^34 pixel-steps, over 2^23 × 64
+        let long = DiffcParams {
+            steps: 4096,
+            ..base.clone()
+        };
+        quick(
+            &format!("{ch:?} trajectory"),
+            &diffc_file(ch, 2048, 2048, 4096, Some(&long)),
+            &over,
+        );
+        // the format's own bounds: steps, a stop beyond them, chunk KL, padding, log2 K
+        let bad: [(&str, DiffcParams); 5] = [
+            (
+                "steps",
+                DiffcParams {
+                    steps: 4097,
+                    ..base.clone()
+                },
+            ),
+            (
+                "chunk KL",
+                DiffcParams {
+                    pfr: diffc::channel::pfr::PfrParams {
+                        chunk_kl: 0.0,
+                        ..base.pfr
+                    },
+                    ..base.clone()
+                },
+            ),
+            (
+                "chunk KL",
+                DiffcParams {
+                    pfr: diffc::channel::pfr::PfrParams {
+                        chunk_kl: 64.0,
+                        ..base.pfr
+                    },
+                    ..base.clone()
+                },
+            ),
+            (
+                "padding",
+                DiffcParams {
+                    pfr: diffc::channel::pfr::PfrParams {
+                        padding: 17,
+                        ..base.pfr
+                    },
+                    ..base.clone()
+                },
+            ),
+            (
+                "log2 K",
+                DiffcParams {
+                    pfr: diffc::channel::pfr::PfrParams {
+                        max_log2k: 25,
+                        ..base.pfr
+                    },
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (what, p) in &bad {
+            quick(
+                &format!("{ch:?} {what}"),
+                &diffc_file(ch, 16, 16, 1, Some(p)),
+                &corrupt,
+            );
+        }
+        quick(
+            &format!("{ch:?} stop beyond the schedule"),
+            &diffc_file(ch, 16, 16, 25, None),
+            &corrupt,
+        );
+        quick(
+            &format!("{ch:?} stop beyond the format"),
+            &diffc_file(ch, 16, 16, 5000, None),
+            &corrupt,
+        );
+    }
+
+    // HFD-MSE and HFD: a rate code beyond the model's, and a size over the limit
+    let cpu = candle_core::Device::Cpu;
+    for spec in ["hfd-mse", "hfd"] {
+        let s: CodecSpec = spec.parse().unwrap();
+        let c = registry::build(&s, &Options::default(), &cpu)
+            .unwrap()
+            .codec;
+        let img = diffc::image_io::Image::zeros(diffc::image_io::Shape::new(3, 16, 16));
+        let small = c.encode(&img, RateTarget::Bpp(4.0)).unwrap();
+        let mut f = File::from_bytes(&small).unwrap();
+        let mut cur = diffc::container::Cursor::new(&f.body);
+        let h = diffc::codec::hfd_mse::HfdHeader::read(&mut cur, f.codec).unwrap();
+        let rest = cur.rest().to_vec();
+        let mut body = Vec::new();
+        diffc::codec::hfd_mse::HfdHeader {
+            rate_code: u64::MAX,
+            ..h
+        }
+        .write(&mut body);
+        body.extend_from_slice(&rest);
+        f.body = body;
+        let t0 = Instant::now();
+        let e = c.decode(&f.to_bytes(), &opts).unwrap_err();
+        assert!(
+            corrupt(&e) && e.to_string().contains("rate code"),
+            "{spec}: {e}"
+        );
+        let e = c.decode(&with_size(&small, 4096, 2049), &opts).unwrap_err();
+        assert!(over(&e), "{spec}: {e}");
+        assert!(t0.elapsed().as_secs_f64() < 2.0, "{spec}: slow refusal");
+    }
+}

@@ -7,6 +7,7 @@ mod diffc_codec;
 mod eval_baselines;
 mod eval_pictures;
 mod eval_shards;
+mod fuzz_replay;
 mod gaussian_experiment;
 mod golden_bitstream;
 mod hfd_codec;
