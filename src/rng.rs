@@ -315,7 +315,7 @@ pub fn normal_slow_from<W: Words + ?Sized>(w: &mut W, i: usize, x: f64) -> f32 {
 }
 
 /// [`normal_slow_from`] given `e = libm::exp(-0.5 * x * x)` (the lane kernels compute it
-/// for many draws at once, bit for bit, see [`crate::channel::lanes`]).
+/// for many draws at once, bit for bit, see the PFR lane kernels, `channel::lanes`).
 #[inline]
 pub fn normal_slow_given_exp<W: Words + ?Sized>(w: &mut W, i: usize, x: f64, e: f64) -> f32 {
     let t = tables();
