@@ -8,7 +8,7 @@
 //! (viewer choices), `data-loaded` (pictures loaded so far) and, on any script error,
 //! `data-error` plus a visible `#js-error` element.
 use super::pictures::{decoded_path, original_path, png_name};
-use super::report::{Entry, Summary};
+use super::report::{Entry, Summary, f as opt, kid_pm as kid};
 use super::{Row, fmt_bpp};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -46,21 +46,6 @@ fn url(parts: &[&str]) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-fn opt(v: Option<f64>, prec: usize) -> String {
-    match v {
-        Some(x) if x.is_finite() => format!("{x:.prec$}"),
-        Some(x) => format!("{x}"),
-        None => "–".into(),
-    }
-}
-
-fn kid(k: Option<f64>, sd: Option<f64>) -> String {
-    match (k, sd) {
-        (Some(k), Some(sd)) => format!("{:.2} ± {:.2}", k * 1e3, sd * 1e3),
-        _ => "–".into(),
-    }
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1400px;\

@@ -497,7 +497,8 @@ fn plot_realism_distortion(out: &Path, s: &Summary) -> Result<bool> {
     Ok(true)
 }
 
-fn f(v: Option<f64>, prec: usize) -> String {
+/// A table cell: the value at `prec` decimals, or a dash when absent.
+pub(crate) fn f(v: Option<f64>, prec: usize) -> String {
     match v {
         Some(x) if x.is_finite() => format!("{x:.prec$}"),
         Some(x) => format!("{x}"),
@@ -505,7 +506,8 @@ fn f(v: Option<f64>, prec: usize) -> String {
     }
 }
 
-fn kid_pm(k: Option<f64>, sd: Option<f64>) -> String {
+/// A KID cell: ×10³ with its spread, or a dash.
+pub(crate) fn kid_pm(k: Option<f64>, sd: Option<f64>) -> String {
     match (k, sd) {
         (Some(k), Some(sd)) => format!("{:.2} ± {:.2}", k * 1e3, sd * 1e3),
         _ => "–".into(),

@@ -210,6 +210,12 @@ impl SplitMix {
     }
 }
 
+/// Sample standard deviation (n − 1) of the subset estimates: the KID spread.
+fn sample_std(v: &[f64]) -> f64 {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
 /// KID between `x` (e.g. decoded patches) and `y` (their originals).
 /// Equal sizes are treated as paired (row i of `x` belongs with row i of `y`).
 pub fn kid(x: &Features, y: &Features) -> Result<KidResult> {
@@ -245,8 +251,7 @@ pub fn kid(x: &Features, y: &Features) -> Result<KidResult> {
             }
             vals.push(mmd_paired(&kxx, &kyy, &kxy, &perm[..m]));
         }
-        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-        (vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (vals.len() - 1) as f64).sqrt()
+        sample_std(&vals)
     } else {
         0.0
     };
@@ -320,8 +325,7 @@ pub fn kid_two_sample(pairs: &[(&Features, &Features)]) -> Result<KidResult> {
             }
             vals.push(s / mats.len() as f64);
         }
-        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
-        (vals.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (vals.len() - 1) as f64).sqrt()
+        sample_std(&vals)
     };
     Ok(KidResult { kid, kid_std })
 }
