@@ -838,16 +838,26 @@ impl DiffC {
         opts: &DecodeOptions,
         seed: u64,
     ) -> Result<Vec<f32>> {
-        let r = opts.realism()?;
-        if r == 0.0 {
-            return Ok(self.model.predict_x(z, shape, l)?);
-        }
-        let x = self.sample(z, l, shape, opts, seed)?;
-        if r == 1.0 {
-            return Ok(x);
-        }
-        let xhat = self.model.predict_x(z, shape, l)?;
-        Ok(super::realism_blend(&xhat, &x, r))
+        let mut v = self.reconstruct_realisms(z, l, shape, opts, seed, &[opts.realism()?])?;
+        Ok(v.pop().expect("one realism"))
+    }
+
+    /// [`DiffC::reconstruct`] at each realism in `rs` (`opts.realism` ignored), the decoder
+    /// run and x̂ each computed at most once.
+    pub fn reconstruct_realisms(
+        &self,
+        z: &[f32],
+        l: f64,
+        shape: Shape,
+        opts: &DecodeOptions,
+        seed: u64,
+        rs: &[f64],
+    ) -> Result<Vec<Vec<f32>>> {
+        super::blend_ends(
+            rs,
+            || Ok(self.model.predict_x(z, shape, l)?),
+            || self.sample(z, l, shape, opts, seed),
+        )
     }
 
     /// The decoder's sample from a latent at log-SNR `l` (realism 1).
@@ -991,13 +1001,26 @@ impl Codec for DiffC {
             .collect())
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
-        opts.realism()?;
+        let mut v = self.decode_realisms(bytes, opts, &[opts.realism()?])?;
+        Ok(v.pop().expect("one realism"))
+    }
+    fn decode_realisms(
+        &self,
+        bytes: &[u8],
+        opts: &DecodeOptions,
+        rs: &[f64],
+    ) -> Result<Vec<Image>> {
+        for &r in rs {
+            super::check_realism(r)?;
+        }
         let lat = self.decode_latent_within(bytes, opts.max_pixels)?;
         let me = DiffC {
             progress: opts.progress,
             ..self.shallow()
         };
-        let x = me.reconstruct(&lat.z, lat.logsnr, lat.latent, opts, lat.seed)?;
-        self.space.to_image(x, lat.latent, lat.image)
+        me.reconstruct_realisms(&lat.z, lat.logsnr, lat.latent, opts, lat.seed, rs)?
+            .into_iter()
+            .map(|x| self.space.to_image(x, lat.latent, lat.image))
+            .collect()
     }
 }

@@ -166,6 +166,18 @@ impl Codec for Hfd {
             .encode_as(CodecId::Hfd, img, target, Some(self.refiner_fp()))
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
+        let mut v = self.decode_realisms(bytes, opts, &[opts.realism()?])?;
+        Ok(v.pop().expect("one realism"))
+    }
+    fn decode_realisms(
+        &self,
+        bytes: &[u8],
+        opts: &DecodeOptions,
+        rs: &[f64],
+    ) -> Result<Vec<Image>> {
+        for &r in rs {
+            crate::codec::check_realism(r)?;
+        }
         let p = self.mse.parse(bytes, CodecId::Hfd)?;
         super::check_pixels(p.file.width, p.file.height, opts.max_pixels)?;
         if p.header.refiner_fp != Some(self.refiner_fp()) {
@@ -179,24 +191,22 @@ impl Codec for Hfd {
         }
         // the realism knob: R = 0 is the MSE codec's X̂_MSE, R = 1 the refined sample, in
         // between their blend (`realism_blend`, pixel by pixel)
-        let r = opts.realism()?;
         let xmse = self.mse.reconstruct(&p)?;
-        if r == 0.0 {
-            return Ok(xmse);
-        }
-        let x = self.refine(
-            &xmse,
-            rate_of_code(p.header.rate_code) as f64,
-            p.file.seed,
-            opts,
+        let shape = xmse.shape;
+        let ends = crate::codec::blend_ends(
+            rs,
+            || Ok(xmse.data.clone()),
+            || {
+                let x = self.refine(
+                    &xmse,
+                    rate_of_code(p.header.rate_code) as f64,
+                    p.file.seed,
+                    opts,
+                )?;
+                Ok(x.data)
+            },
         )?;
-        if r == 1.0 {
-            return Ok(x);
-        }
-        Ok(Image {
-            shape: x.shape,
-            data: crate::codec::realism_blend(&xmse.data, &x.data, r),
-        })
+        Ok(ends.into_iter().map(|data| Image { shape, data }).collect())
     }
 }
 

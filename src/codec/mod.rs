@@ -138,6 +138,13 @@ pub fn check_realism(r: f64) -> Result<f64> {
 /// Gaussian coefficient of variance v with ρ² = α²v/(α²v + σ²):
 /// `E(X − X_R)² = v(1 − ρ²) + R²·v(1 − ρ)²`. The Gaussian experiment measures both.
 pub fn realism_blend(xhat: &[f32], x: &[f32], r: f64) -> Vec<f32> {
+    // the ends exactly (no rounding through f64), so a sweep over R reproduces R = 0 and 1
+    if r == 0.0 {
+        return xhat.to_vec();
+    }
+    if r == 1.0 {
+        return x.to_vec();
+    }
     xhat.iter()
         .zip(x)
         .map(|(&m, &s)| (m as f64 + r * (s as f64 - m as f64)) as f32)
@@ -162,4 +169,46 @@ pub trait Codec: Send + Sync {
             .collect()
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image>;
+    /// Decodes at each realism in `rs`: output `i` is what [`Codec::decode`] gives with
+    /// `opts.realism = Some(rs[i])`, bit for bit. Codecs with a knob override it to decode the
+    /// knob's two ends once and blend them per value (the harness's R sweeps).
+    fn decode_realisms(
+        &self,
+        bytes: &[u8],
+        opts: &DecodeOptions,
+        rs: &[f64],
+    ) -> Result<Vec<Image>> {
+        rs.iter()
+            .map(|&r| {
+                let o = DecodeOptions {
+                    realism: Some(r),
+                    ..opts.clone()
+                };
+                self.decode(bytes, &o)
+            })
+            .collect()
+    }
+}
+
+/// The knob's two ends, each computed only when some R in `rs` needs it (x̂ unless every
+/// R is 1, the sample unless every R is 0), blended per R with [`realism_blend`].
+pub fn blend_ends(
+    rs: &[f64],
+    xhat: impl FnOnce() -> Result<Vec<f32>>,
+    sample: impl FnOnce() -> Result<Vec<f32>>,
+) -> Result<Vec<Vec<f32>>> {
+    for &r in rs {
+        check_realism(r)?;
+    }
+    let x = if rs.iter().any(|&r| r != 0.0) {
+        sample()?
+    } else {
+        vec![]
+    };
+    let m = if rs.iter().any(|&r| r != 1.0) {
+        xhat()?
+    } else {
+        vec![]
+    };
+    Ok(rs.iter().map(|&r| realism_blend(&m, &x, r)).collect())
 }

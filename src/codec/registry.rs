@@ -232,6 +232,14 @@ impl Codec for AnyCodec {
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
         self.inner().decode(bytes, opts)
     }
+    fn decode_realisms(
+        &self,
+        bytes: &[u8],
+        opts: &DecodeOptions,
+        rs: &[f64],
+    ) -> Result<Vec<Image>> {
+        self.inner().decode_realisms(bytes, opts, rs)
+    }
 }
 
 /// A codec ready to use, with the decode options its spec implies.

@@ -15,6 +15,10 @@ pub struct Made {
     /// Codecs with the same key produce the same bitstream (DiffC-F and DiffC-A share the
     /// encoder and differ only in decoding), so the harness encodes once per image × target.
     pub encoder_key: String,
+    /// Codecs with the same key decode a file to the same two ends of the realism knob and
+    /// differ only in R (`diffc-f~0.5`, `diffc-f`), so the harness decodes once per file and
+    /// blends ([`crate::codec::Codec::decode_realisms`]).
+    pub decoder_key: String,
 }
 
 /// Builds the codec called `name` on `device` and the decode options the harness uses with it.
@@ -24,6 +28,7 @@ pub fn make(name: &str, model: Option<&str>, device: &candle_core::Device) -> Re
             codec: Box::new(b),
             opts: DecodeOptions::default(),
             encoder_key: name.to_string(),
+            decoder_key: name.to_string(),
         });
     }
     let mut spec: CodecSpec = name.parse()?;
@@ -35,10 +40,19 @@ pub fn make(name: &str, model: Option<&str>, device: &candle_core::Device) -> Re
         ..Options::default()
     };
     let built = registry::build(&spec, &opts, device)?;
+    let decoder_key = format!(
+        "{}|{}",
+        built.encoder_key,
+        CodecSpec {
+            realism: None,
+            ..spec
+        }
+    );
     Ok(Made {
         codec: Box::new(built.codec),
         opts: built.decode,
         encoder_key: built.encoder_key,
+        decoder_key,
     })
 }
 
@@ -62,5 +76,16 @@ mod tests {
         );
         assert!(make("diffc-x@gauss-spectrum", None, &cpu).is_err());
         assert_eq!(make("jpeg", None, &cpu).unwrap().encoder_key, "jpeg");
+        let key = |n: &str| make(n, None, &cpu).unwrap().decoder_key;
+        assert_eq!(
+            key("diffc-f~0.5@gauss-spectrum"),
+            key("diffc-f@gauss-spectrum"),
+            "R is blended after one decode"
+        );
+        assert_ne!(key("diffc-a@gauss-spectrum"), key("diffc-f@gauss-spectrum"));
+        assert_ne!(
+            key("diffc-f:12@gauss-spectrum"),
+            key("diffc-f@gauss-spectrum")
+        );
     }
 }

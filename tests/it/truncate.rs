@@ -246,6 +246,13 @@ fn realism_runs_from_the_posterior_mean_to_todays_decode() {
         assert_eq!(half, want);
         // deterministic
         assert_eq!(c.decode(&file, &o(Some(0.5))).unwrap(), half);
+        // a sweep (the harness's one decode per file) is each lone decode, bit for bit
+        let rs = [0.0, 0.25, 0.5, 1.0];
+        let sweep = c.decode_realisms(&file, &o(None), &rs).unwrap();
+        for (r, im) in rs.iter().zip(&sweep) {
+            assert_eq!(im, &c.decode(&file, &o(Some(*r))).unwrap(), "R = {r}");
+        }
+        assert!(c.decode_realisms(&file, &o(None), &[0.5, 1.1]).is_err());
     }
     for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
         assert!(
@@ -373,4 +380,71 @@ fn cli_truncate_info_and_realism() {
             "realism",
         );
     }
+}
+
+/// `diffc eval` with knob specs: rows that differ only in R share one encode and one decode
+/// (`decode_realisms`), and each row's numbers are those of a lone encode and decode of its
+/// spec, exactly.
+#[test]
+fn harness_knob_rows_are_their_lone_decodes() {
+    use diffc::codec::registry::{self, CodecSpec, Options};
+    use diffc::eval::{self, EvalConfig, FeatureKind};
+    let data = tmp("knob-data");
+    crate::eval_shards::synth(&data, 1);
+    let out = tmp("knob-out");
+    let names = [
+        "diffc-f~0@gauss-spectrum",
+        "diffc-f~0.5@gauss-spectrum",
+        "diffc-f@gauss-spectrum",
+        "diffc-a:8~0.25@gauss-spectrum",
+        "diffc-a:8@gauss-spectrum",
+    ];
+    let cfg = EvalConfig {
+        device: Default::default(),
+        data: data.clone(),
+        codecs: names.iter().map(|s| s.to_string()).collect(),
+        bpp: vec![0.15],
+        out: out.clone(),
+        shard: None,
+        model: None,
+        limit: None,
+        patch: 32,
+        features: FeatureKind::Tiny,
+        inception_weights: None,
+        save_images: Some(false),
+        image_crop: None,
+        realism_ref: None,
+        jobs: Some(1),
+        max_pixels: diffc::codec::DEFAULT_MAX_PIXELS,
+        progress: false,
+    };
+    eval::run(&cfg).unwrap();
+    let rows = eval::read_rows(&out.join("results.csv")).unwrap();
+    assert_eq!(rows.len(), names.len());
+    let img = diffc::image_io::load(&data.join("img00.png")).unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let mut psnrs = vec![];
+    for n in names {
+        let spec: CodecSpec = n.parse().unwrap();
+        let opts = Options {
+            floor_at_lowest: true,
+            ..Options::default()
+        };
+        let b = registry::build(&spec, &opts, &cpu).unwrap();
+        let file = b.codec.encode(&img, RateTarget::Bpp(0.15)).unwrap();
+        let mut dec = b.codec.decode(&file, &b.decode).unwrap();
+        dec.quantize_u8();
+        let psnr = diffc::metrics::psnr(&img, &dec).unwrap();
+        let row = rows.iter().find(|r| r.codec == n).unwrap();
+        assert_eq!((row.bytes, row.psnr), (file.len(), psnr), "{n}");
+        psnrs.push(psnr);
+    }
+    // the knob moves the output: R = 0, 0.5, 1 of DiffC-F are three different pictures
+    assert!(psnrs[0] != psnrs[1] && psnrs[1] != psnrs[2], "{psnrs:?}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## The realism knob"), "{md}");
+    assert!(
+        md.contains("| diffc-f@gauss-spectrum | 0.15 | 0.5 |"),
+        "{md}"
+    );
 }
