@@ -44,6 +44,13 @@ pub struct Args {
     /// Encoder trajectory steps (default 24).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// DiffC: write a master file for `diffc truncate`. The trajectory runs on the grid of
+    /// every point where a default encode may stop (each of the 24 steps in 8: 192 steps), so a
+    /// cut to any lower budget loses nothing against a direct encode there
+    /// (eval/results/truncate). Costs 8× the encoder's channel search, and decoding a cut
+    /// replays up to 8× as many trajectory steps.
+    #[arg(long, conflicts_with = "steps")]
+    pub truncatable: bool,
     /// PFR: most KL bits per chunk (default 6; 4 above 256×256 pixels).
     #[arg(long)]
     pub chunk_kl: Option<f64>,
@@ -128,6 +135,9 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     let mut built = registry::build(&spec, &opts, &dev)?;
     let px = img.shape.pixels() as f64;
     let AnyCodec::DiffC(codec) = &mut built.codec else {
+        if a.truncatable {
+            bail!("--truncatable: only DiffC files can be cut (`diffc truncate`)");
+        }
         let bytes = built.codec.encode(&img, target)?;
         write_atomic(&a.output, &bytes)?;
         if !a.quiet {
@@ -143,7 +153,11 @@ pub fn run(a: Args, device: DeviceKind) -> Result<()> {
     };
     let latent = codec.space.latent_shape(img.shape)?;
     let base = codec.params_for(latent);
-    codec.params = registry::diffc_params(base, a.channel, a.steps, a.chunk_kl, a.padding)?;
+    let steps = match a.truncatable {
+        true => Some(base.steps * crate::codec::diffc::FRACTIONS as usize),
+        false => a.steps,
+    };
+    codec.params = registry::diffc_params(base, a.channel, steps, a.chunk_kl, a.padding)?;
     codec.shape_defaults = false;
     let recs = codec.encode_trace(&img, target, false)?;
     if a.diagnose_pfr {

@@ -41,8 +41,9 @@ pub struct RunArgs {
     /// Folder of .png/.jpg images [default: ~/.cache/diffc/dev24/crop256].
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Comma-separated codec specs (`diffc-f[:STEPS][@MODEL]`, `diffc-a…`, `hfd`, `hfd-a`,
-    /// `hfd-mse`, `hfd-mse-dither`) and baselines (`jpeg`, `webp`, `avif`, `jxl`).
+    /// Comma-separated codec specs (`diffc-f[:STEPS][~R][@MODEL]` with R the realism knob,
+    /// `diffc-a…`, `hfd`, `hfd-a`, `hfd-mse`, `hfd-mse-dither`) and baselines (`jpeg`, `webp`,
+    /// `avif`, `jxl`).
     #[arg(
         long,
         value_delimiter = ',',

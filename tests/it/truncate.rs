@@ -380,6 +380,48 @@ fn cli_truncate_info_and_realism() {
             "realism",
         );
     }
+    // a master file: 192 steps, every eighth of a default step a cut point
+    let master = tmp("t_master.dfc");
+    let enc = |extra: &[&str]| {
+        let mut a = vec!["encode", png.to_str().unwrap(), "-o"];
+        a.push(master.to_str().unwrap());
+        a.extend_from_slice(&["--bpp", "1.5", "--model", "gauss-spectrum", "-q"]);
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = enc(&["--truncatable"]);
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let m = std::fs::read(&master).unwrap();
+    let args = enc(&["--steps", "192"]);
+    run_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        m,
+        std::fs::read(&master).unwrap(),
+        "--truncatable is --steps 192"
+    );
+    assert_ne!(m, full);
+    let args = enc(&["--truncatable", "--steps", "24"]);
+    let o = bin()
+        .args(args.iter().map(String::as_str))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("--truncatable"));
+    assert_fails(
+        &[
+            "encode",
+            &s(&png),
+            "-o",
+            &s(&master),
+            "--bpp",
+            "1.5",
+            "--codec",
+            "hfd-mse",
+            "--truncatable",
+            "-q",
+        ],
+        &master,
+        "only DiffC",
+    );
 }
 
 /// `diffc eval` with knob specs: rows that differ only in R share one encode and one decode
