@@ -1,4 +1,5 @@
 //! candle networks (U-Net, hyperprior, Stable Diffusion). Leaves: they import nothing else of ours.
+pub mod cpu_kernels;
 pub mod hyperprior;
 pub mod sd;
 pub mod unet;

@@ -21,6 +21,7 @@
 //! `(scale, shift) = emb(e)`, `h = conv2(silu(h))`, output `skip(x) + h`.
 //! The architecture is read from the checkpoint's safetensors metadata
 //! (key [`CONFIG_KEY`], JSON), so a checkpoint is self-describing.
+use super::cpu_kernels::{self, is_cpu_f32};
 use anyhow::{Context, bail};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
@@ -130,38 +131,121 @@ impl Config {
     }
 }
 
+/// A GroupNorm that keeps its affine weights at hand (candle's `GroupNorm` hides them) for the
+/// fused CPU kernel; candle's op stays the reference path and serves other devices.
+#[derive(Clone, Debug)]
+struct Norm {
+    gn: GroupNorm,
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+fn group_norm(groups: usize, ch: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
+    let weight = vb.get_with_hints(ch, "weight", candle_nn::Init::Const(1.))?;
+    let bias = vb.get_with_hints(ch, "bias", candle_nn::Init::Const(0.))?;
+    Ok(Norm {
+        gn: GroupNorm::new(weight.clone(), bias.clone(), ch, groups, eps)?,
+        weight,
+        bias,
+        groups,
+        eps,
+    })
+}
+
+impl Norm {
+    /// `silu(norm(x))`, or `silu(norm(x)·(1 + scale) + shift)` with `ss = (scale, shift)`,
+    /// each (B, C). One fused pass on a CPU f32 tensor when `fast`.
+    fn forward_silu(
+        &self,
+        x: &Tensor,
+        ss: Option<(&Tensor, &Tensor)>,
+        fast: bool,
+    ) -> Result<Tensor> {
+        if fast && is_cpu_f32(x) && is_cpu_f32(&self.weight) {
+            let (w, b, g, e) = (&self.weight, &self.bias, self.groups, self.eps);
+            return cpu_kernels::group_norm_silu(x, w, b, g, e, ss, true);
+        }
+        let h = self.gn.forward(x)?;
+        let h = match ss {
+            Some((scale, shift)) => {
+                let (b, c) = scale.dims2()?;
+                let scale = (scale.reshape((b, c, 1, 1))? + 1.0)?;
+                h.broadcast_mul(&scale)?
+                    .broadcast_add(&shift.reshape((b, c, 1, 1))?)?
+            }
+            None => h,
+        };
+        h.silu()
+    }
+}
+
+/// A convolution with a fused residual; im2col + `gemm` on a CPU f32 tensor when `fast`,
+/// else candle's `conv2d` (the reference path, and other devices).
+#[derive(Clone, Debug)]
+struct Conv {
+    conv: Conv2d,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv {
+    /// `conv(x) + add`.
+    fn forward(&self, x: &Tensor, add: Option<&Tensor>, fast: bool) -> Result<Tensor> {
+        let c = &self.conv;
+        if fast && is_cpu_f32(x) && is_cpu_f32(c.weight()) {
+            let (s, p) = (self.stride, self.padding);
+            return cpu_kernels::conv2d(x, c.weight(), c.bias(), s, p, add);
+        }
+        let y = c.forward(x)?;
+        match add {
+            Some(a) => a + y,
+            None => Ok(y),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct ResBlock {
-    norm1: GroupNorm,
-    conv1: Conv2d,
+    norm1: Norm,
+    conv1: Conv,
     emb: Linear,
-    norm2: GroupNorm,
-    conv2: Conv2d,
-    skip: Option<Conv2d>,
+    norm2: Norm,
+    conv2: Conv,
+    skip: Option<Conv>,
     c_out: usize,
 }
 
-fn conv3(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+fn conv3(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv> {
     let cfg = Conv2dConfig {
         padding: 1,
         stride,
         ..Default::default()
     };
-    candle_nn::conv2d(cin, cout, 3, cfg, vb)
+    Ok(Conv {
+        conv: candle_nn::conv2d(cin, cout, 3, cfg, vb)?,
+        stride,
+        padding: 1,
+    })
 }
 
-fn conv1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
-    candle_nn::conv2d(cin, cout, 1, Conv2dConfig::default(), vb)
+fn conv1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv> {
+    Ok(Conv {
+        conv: candle_nn::conv2d(cin, cout, 1, Conv2dConfig::default(), vb)?,
+        stride: 1,
+        padding: 0,
+    })
 }
 
 impl ResBlock {
     fn new(cfg: &Config, cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
         let g = cfg.groups;
         Ok(ResBlock {
-            norm1: candle_nn::group_norm(g, cin, cfg.gn_eps, vb.pp("norm1"))?,
+            norm1: group_norm(g, cin, cfg.gn_eps, vb.pp("norm1"))?,
             conv1: conv3(cin, cout, 1, vb.pp("conv1"))?,
             emb: candle_nn::linear(cfg.emb_dim, 2 * cout, vb.pp("emb"))?,
-            norm2: candle_nn::group_norm(g, cout, cfg.gn_eps, vb.pp("norm2"))?,
+            norm2: group_norm(g, cout, cfg.gn_eps, vb.pp("norm2"))?,
             conv2: conv3(cout, cout, 1, vb.pp("conv2"))?,
             skip: if cin != cout {
                 Some(conv1(cin, cout, vb.pp("skip"))?)
@@ -172,27 +256,18 @@ impl ResBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
-        let b = x.dim(0)?;
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+    fn forward(&self, x: &Tensor, emb: &Tensor, fast: bool) -> Result<Tensor> {
+        let h = self.norm1.forward_silu(x, None, fast)?;
+        let h = self.conv1.forward(&h, None, fast)?;
         let ss = self.emb.forward(emb)?;
-        let scale = (ss
-            .narrow(1, 0, self.c_out)?
-            .reshape((b, self.c_out, 1, 1))?
-            + 1.0)?;
-        let shift = ss
-            .narrow(1, self.c_out, self.c_out)?
-            .reshape((b, self.c_out, 1, 1))?;
-        let h = self
-            .norm2
-            .forward(&h)?
-            .broadcast_mul(&scale)?
-            .broadcast_add(&shift)?;
-        let h = self.conv2.forward(&h.silu()?)?;
-        match &self.skip {
-            Some(s) => s.forward(x)? + h,
-            None => x + h,
-        }
+        let scale = ss.narrow(1, 0, self.c_out)?;
+        let shift = ss.narrow(1, self.c_out, self.c_out)?;
+        let h = self.norm2.forward_silu(&h, Some((&scale, &shift)), fast)?;
+        let res = match &self.skip {
+            Some(s) => s.forward(x, None, fast)?,
+            None => x.clone(),
+        };
+        self.conv2.forward(&h, Some(&res), fast)
     }
 }
 
@@ -203,14 +278,16 @@ pub struct UNet {
     freqs: Tensor,
     lin1: Linear,
     lin2: Linear,
-    conv_in: Conv2d,
+    conv_in: Conv,
     down: Vec<Vec<ResBlock>>,
-    ds: Vec<Conv2d>,
-    us: Vec<Conv2d>,
+    ds: Vec<Conv>,
+    us: Vec<Conv>,
     up: Vec<Vec<ResBlock>>,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
+    norm_out: Norm,
+    conv_out: Conv,
     grid_gate: Option<Linear>,
+    /// Fused CPU kernels for CPU f32 inputs ([`UNet::set_fast_kernels`]).
+    fast: bool,
 }
 
 impl UNet {
@@ -250,14 +327,27 @@ impl UNet {
             ds,
             us,
             up,
-            norm_out: candle_nn::group_norm(cfg.groups, ch[0], cfg.gn_eps, vb.pp("norm_out"))?,
+            norm_out: group_norm(cfg.groups, ch[0], cfg.gn_eps, vb.pp("norm_out"))?,
             conv_out: conv3(ch[0], pc, 1, vb.pp("conv_out"))?,
             grid_gate: if cfg.grid_skip {
                 Some(candle_nn::linear(cfg.emb_dim, 1, vb.pp("grid_gate"))?)
             } else {
                 None
             },
+            fast: true,
         })
+    }
+
+    /// Chooses the fused CPU kernels (the default; used only for CPU f32 tensors) or candle's
+    /// ops, the reference they are tested against. The two agree to float rounding, not bit
+    /// for bit, so an encoder and its decoder must use the same choice.
+    pub fn set_fast_kernels(&mut self, on: bool) {
+        self.fast = on;
+    }
+
+    /// Whether the fused CPU kernels are on ([`UNet::set_fast_kernels`]).
+    pub fn fast_kernels(&self) -> bool {
+        self.fast
     }
 
     /// Loads a checkpoint file (architecture from its metadata) as f32 on `device`.
@@ -366,30 +456,34 @@ impl UNet {
         } else {
             x.clone()
         };
-        let mut hcur = self.conv_in.forward(&x)?;
+        let fast = self.fast;
+        let mut hcur = self.conv_in.forward(&x, None, fast)?;
         let levels = self.cfg.channels.len();
         let mut skips = Vec::with_capacity(levels);
         for l in 0..levels {
             for blk in &self.down[l] {
-                hcur = blk.forward(&hcur, &emb)?;
+                hcur = blk.forward(&hcur, &emb, fast)?;
             }
             if l + 1 < levels {
                 skips.push(hcur.clone());
-                hcur = self.ds[l].forward(&hcur)?;
+                hcur = self.ds[l].forward(&hcur, None, fast)?;
             }
         }
         for l in (0..levels - 1).rev() {
-            let t = self.us[l].forward(&hcur)?;
+            let t = self.us[l].forward(&hcur, None, fast)?;
             let (_, _, th, tw) = t.dims4()?;
             let skip = skips.pop().expect("one skip per level");
-            hcur = (t.upsample_nearest2d(th * 2, tw * 2)? + skip)?;
+            hcur = if fast && is_cpu_f32(&t) && is_cpu_f32(&skip) {
+                cpu_kernels::upsample2_add(&t, &skip)?
+            } else {
+                (t.upsample_nearest2d(th * 2, tw * 2)? + skip)?
+            };
             for blk in &self.up[l] {
-                hcur = blk.forward(&hcur, &emb)?;
+                hcur = blk.forward(&hcur, &emb, fast)?;
             }
         }
-        let out = self
-            .conv_out
-            .forward(&self.norm_out.forward(&hcur)?.silu()?)?;
+        let hn = self.norm_out.forward_silu(&hcur, None, fast)?;
+        let out = self.conv_out.forward(&hn, None, fast)?;
         let out = if p > 1 {
             out.reshape((b, c, p, p, h / p, w / p))?
                 .permute((0, 1, 4, 2, 5, 3))?
@@ -444,4 +538,93 @@ pub fn grid_v(z: &Tensor, logsnr: &Tensor) -> Result<Tensor> {
     let a = candle_nn::ops::sigmoid(&l)?.sqrt()?;
     let s = candle_nn::ops::sigmoid(&l.neg()?)?.sqrt()?;
     (z.broadcast_mul(&(a - 1.0)?)? - m)?.broadcast_div(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::VarMap;
+
+    /// A small random-weight U-Net with every feature on (input features, grid skip, a skip
+    /// conv-free resblock stack over three levels).
+    fn small_net() -> UNet {
+        let cfg = Config {
+            arch: "diffc-unet-v1".into(),
+            in_channels: 3,
+            patch: 2,
+            input_fourier: true,
+            fourier_gate_logsnr: 6.0,
+            grid_skip: true,
+            channels: vec![16, 24, 32],
+            num_res_blocks: vec![1, 2, 1],
+            groups: 8,
+            emb_dim: 32,
+            num_freqs: 8,
+            gn_eps: 1e-5,
+            prediction: "v".into(),
+            logsnr_min: -10.0,
+            logsnr_max: 13.0,
+            cond_channels: 0,
+        };
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        UNet::new(&cfg, vb).unwrap()
+    }
+
+    fn input(b: usize, h: usize, w: usize) -> (Tensor, Tensor) {
+        let n = b * 3 * h * w;
+        let z: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 1.3)
+            .collect();
+        let l: Vec<f32> = (0..b).map(|i| 1.5 - 2.0 * i as f32).collect();
+        (
+            Tensor::from_vec(z, (b, 3, h, w), &Device::Cpu).unwrap(),
+            Tensor::from_vec(l, b, &Device::Cpu).unwrap(),
+        )
+    }
+
+    fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+        a.iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale
+    }
+
+    #[test]
+    fn fast_forward_matches_reference() {
+        let mut net = small_net();
+        assert!(net.fast_kernels());
+        for (b, h, w) in [(1, 32, 32), (2, 16, 40)] {
+            let (z, l) = input(b, h, w);
+            net.set_fast_kernels(true);
+            let fast = net.forward(&z, &l).unwrap();
+            net.set_fast_kernels(false);
+            let reference = net.forward(&z, &l).unwrap();
+            let e = max_rel_diff(&fast, &reference);
+            assert!(e < 1e-4, "{b}×{h}×{w}: fast vs reference {e:e}");
+        }
+    }
+
+    #[test]
+    fn fast_forward_is_thread_count_invariant() {
+        let net = small_net();
+        let (z, l) = input(1, 64, 48);
+        let run = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| net.forward(&z, &l).unwrap())
+        };
+        let bits = |t: &Tensor| {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let (one, two) = (bits(&run(1)), bits(&run(2)));
+        assert!(one == two, "forward differs between 1 and 2 threads");
+        assert!(bits(&run(2)) == two, "forward differs between two runs");
+    }
 }
