@@ -251,7 +251,7 @@ pub fn conv2d(
 /// strided writes stay in cache.
 fn to_pixel_major(img: &[f32], c: usize) -> Vec<f32> {
     const P: usize = 64;
-    let hw = if c == 0 { 0 } else { img.len() / c };
+    let hw = img.len().checked_div(c).unwrap_or(0);
     let mut out = vec![0f32; img.len()];
     if hw == 0 {
         return out;
