@@ -2,9 +2,9 @@
 //! in one kernel, and convolutions as a parallel im2col plus one `gemm` per tile that
 //! accumulates onto the bias (and a residual) in place.
 //!
-//! candle's CPU `conv2d` converts its input to NHWC and builds im2col tiles on one thread, and
-//! its GroupNorm, SiLU and broadcast affine are separate, mostly single-threaded passes; these
-//! kernels do the same arithmetic in fewer, parallel passes.
+//! candle's CPU `conv2d` converts its input to NHWC on one thread and gathers its im2col tiles
+//! value by value, and its GroupNorm, SiLU and broadcast affine are separate full passes, each
+//! allocating; these kernels do the same arithmetic in fewer, parallel passes.
 //!
 //! Deterministic: every sum runs in a fixed order inside one task (the rayon split decides
 //! only who computes which output, never how a value is reduced), and `gemm` splits its
@@ -39,7 +39,6 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R>
 /// `y·(1 + scale) + shift`. `x`: (B, C, H, W); `gamma`, `beta`: (C,); `scale`, `shift`:
 /// (B, C) when given. Statistics in f64, two passes (mean, then centred squares) in a
 /// fixed order, like candle's GroupNorm (biased variance, `eps` inside the square root).
-#[allow(clippy::too_many_arguments)]
 pub fn group_norm_silu(
     x: &Tensor,
     gamma: &Tensor,
