@@ -1001,8 +1001,7 @@ impl Codec for DiffC {
             .collect())
     }
     fn decode(&self, bytes: &[u8], opts: &DecodeOptions) -> Result<Image> {
-        let mut v = self.decode_realisms(bytes, opts, &[opts.realism()?])?;
-        Ok(v.pop().expect("one realism"))
+        super::decode_one_realism(self, bytes, opts)
     }
     fn decode_realisms(
         &self,

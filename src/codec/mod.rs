@@ -190,6 +190,17 @@ pub trait Codec: Send + Sync {
     }
 }
 
+/// [`Codec::decode`] for codecs whose [`Codec::decode_realisms`] does the work: a sweep of the
+/// one value `opts.realism`, so a lone decode and a sweep's output agree by construction.
+pub fn decode_one_realism<C: Codec + ?Sized>(
+    c: &C,
+    bytes: &[u8],
+    opts: &DecodeOptions,
+) -> Result<Image> {
+    let mut v = c.decode_realisms(bytes, opts, &[opts.realism()?])?;
+    Ok(v.pop().expect("one realism"))
+}
+
 /// The knob's two ends, each computed only when some R in `rs` needs it (x̂ unless every
 /// R is 1, the sample unless every R is 0), blended per R with [`realism_blend`].
 pub fn blend_ends(

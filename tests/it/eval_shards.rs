@@ -27,7 +27,7 @@ pub(crate) fn synth(dir: &Path, n: usize) {
     }
 }
 
-fn cfg(data: &Path, out: &Path, shard: Option<(usize, usize)>) -> EvalConfig {
+pub(crate) fn cfg(data: &Path, out: &Path, shard: Option<(usize, usize)>) -> EvalConfig {
     EvalConfig {
         device: Default::default(),
         data: data.to_path_buf(),

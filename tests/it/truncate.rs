@@ -430,7 +430,7 @@ fn cli_truncate_info_and_realism() {
 #[test]
 fn harness_knob_rows_are_their_lone_decodes() {
     use diffc::codec::registry::{self, CodecSpec, Options};
-    use diffc::eval::{self, EvalConfig, FeatureKind};
+    use diffc::eval::{self, EvalConfig};
     let data = tmp("knob-data");
     crate::eval_shards::synth(&data, 1);
     let out = tmp("knob-out");
@@ -442,23 +442,10 @@ fn harness_knob_rows_are_their_lone_decodes() {
         "diffc-a:8@gauss-spectrum",
     ];
     let cfg = EvalConfig {
-        device: Default::default(),
-        data: data.clone(),
         codecs: names.iter().map(|s| s.to_string()).collect(),
         bpp: vec![0.15],
-        out: out.clone(),
-        shard: None,
-        model: None,
-        limit: None,
-        patch: 32,
-        features: FeatureKind::Tiny,
-        inception_weights: None,
-        save_images: Some(false),
-        image_crop: None,
-        realism_ref: None,
         jobs: Some(1),
-        max_pixels: diffc::codec::DEFAULT_MAX_PIXELS,
-        progress: false,
+        ..crate::eval_shards::cfg(&data, &out, None)
     };
     eval::run(&cfg).unwrap();
     let rows = eval::read_rows(&out.join("results.csv")).unwrap();
